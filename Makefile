@@ -1,0 +1,35 @@
+# clipit developer entry points. `make demo` and `make test` install what they need themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install test lint demo docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check clipit tests benchmarks
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+docs: $(STAMP)
+	$(BIN)/python -m clipit.config.docs_update
+
+demo: $(STAMP)
+	$(BIN)/clipit demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache

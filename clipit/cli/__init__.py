@@ -1,0 +1,1 @@
+"""The `clipit` command: a thin Typer layer over the library. One module per command."""

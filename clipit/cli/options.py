@@ -1,0 +1,31 @@
+"""Options shared by every command, as reusable `Annotated` aliases.
+
+`--config` and `--set` are accepted before the command (`clipit --config F train`) and after it
+(`clipit train --config F`); the root callback keeps the first in `ctx.obj`, and `load` merges both:
+a command-level `--config` wins, and `--set` items apply in order, root ones first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clipit.config import Config, load_config
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (default: ./clipit.toml when present).", show_default=False),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key: --set train.batch_size=64 (repeatable).", show_default=False),
+]
+
+
+def load(ctx: typer.Context, config: Path | None, overrides: list[str] | None) -> Config:
+    root = ctx.obj or {}
+    path = config if config is not None else root.get("config")
+    items = [*root.get("set", []), *(overrides or [])]
+    return load_config(path, items)

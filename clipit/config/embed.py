@@ -1,0 +1,19 @@
+"""`[embed]`: embeddings of image folders and text files, and search over them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from clipit.config.base import Section
+
+
+class EmbedConfig(Section):
+    model: str | None = Field(None, description="Model (clipit run, HF folder or hub id).")
+    batch_size: int = Field(64, ge=1, description="Items per forward pass.")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Compute dtype.")
+    shard_size: int = Field(100_000, ge=1, description="Rows per img_emb shard with --out.")
+    index: Path | None = Field(None, description="Embedded folder that `clipit search` ranks.")
+    k: int = Field(10, ge=1, description="Results shown by `clipit search`.")

@@ -1,0 +1,64 @@
+"""`[model]`: the two towers, the projection heads and the logit scale.
+
+Tower sizes use Hugging Face's config names so that a tiny random tower and a published checkpoint
+are described the same way. With `pretrained` set, sizes come from the checkpoint's config.json.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field
+
+from clipit.config.base import Section
+
+
+class VisionTower(Section):
+    pretrained: str | None = Field(
+        None, description="CLIP checkpoint (hub id or folder); None = random init with the sizes below."
+    )
+    hidden_size: int = Field(768, ge=1, description="Width of the vision transformer.")
+    num_hidden_layers: int = Field(12, ge=1, description="Transformer blocks.")
+    num_attention_heads: int = Field(12, ge=1, description="Attention heads.")
+    intermediate_size: int = Field(3072, ge=1, description="MLP width.")
+    patch_size: int = Field(32, ge=1, description="Side of one image patch, in pixels.")
+    image_size: int = Field(224, ge=1, description="Input image side, in pixels.")
+    layer_norm_eps: float = Field(1e-5, gt=0, description="LayerNorm epsilon.")
+
+
+class TextTower(Section):
+    pretrained: str | None = Field(
+        None, description="BERT checkpoint (hub id or folder); None = random init with the sizes below."
+    )
+    vocab_size: int = Field(30522, ge=1, description="Vocabulary size.")
+    hidden_size: int = Field(768, ge=1, description="Width of BERT.")
+    num_hidden_layers: int = Field(12, ge=1, description="Transformer blocks.")
+    num_attention_heads: int = Field(12, ge=1, description="Attention heads.")
+    intermediate_size: int = Field(3072, ge=1, description="MLP width.")
+    max_position_embeddings: int = Field(512, ge=1, description="Longest input the positions cover.")
+    type_vocab_size: int = Field(2, ge=1, description="Token-type (segment) vocabulary.")
+    layer_norm_eps: float = Field(1e-12, gt=0, description="LayerNorm epsilon.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in training (hidden and attention).")
+
+
+class ModelConfig(Section):
+    init_from: str | None = Field(
+        None, description="A whole VisionTextDualEncoder (hub id, folder or clipit run) to start from."
+    )
+    vision: VisionTower = Field(default_factory=VisionTower)
+    text: TextTower = Field(default_factory=TextTower)
+    tokenizer: str | None = Field(
+        None, description="Tokenizer folder or hub id (default: the text tower's checkpoint)."
+    )
+    max_text_length: int = Field(96, ge=2, description="Tokens per caption, padded or truncated.")
+    projection_dim: int = Field(512, ge=1, description="Size of the shared embedding space.")
+    reuse_clip_projection: bool = Field(
+        True, description="Start the visual projection from CLIP's own when the sizes match."
+    )
+    logit_scale_init: float = Field(
+        math.log(1 / 0.07), description="Initial log of the logit scale (CLIP's log(1/0.07))."
+    )
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="Compute dtype; parameters stay float32."
+    )

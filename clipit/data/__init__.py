@@ -1,0 +1,1 @@
+"""Data: the manifest format, sources, translation, shards and the training input pipeline."""

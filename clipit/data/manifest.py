@@ -1,0 +1,171 @@
+"""The manifest: one row per image-caption pair, one versioned pyarrow schema, owned here.
+
+Every stage (download, translate, build-shards, train, eval) reads and writes manifests through this
+module only. The schema version is stored in the Parquet metadata; a file of another version or with
+a missing column is refused with an error that names the file. Writes are atomic.
+
+Where the image lives: `shard` is a path relative to the manifest's folder (a tar of a raw download
+or a Parquet training shard) and `index` locates the image inside it (the integer img2dataset key of
+a tar member, or the row number in a Parquet shard).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from clipit import atomic
+from clipit.errors import ManifestError
+
+SCHEMA_VERSION = 1
+VERSION_KEY = b"clipit.manifest.version"
+MANIFEST_NAME = "manifest.parquet"
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_FILTERED = "filtered"
+STATUSES = (STATUS_OK, STATUS_FAILED, STATUS_FILTERED)
+SPLITS = ("train", "val")
+
+SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),  # stable and unique: "<source>/<id>"
+        pa.field("source", pa.string(), nullable=False),  # cc3m, wit, mscoco-it, synthetic, ...
+        pa.field("url", pa.string()),
+        pa.field("caption", pa.string()),  # target-language caption (null until translated)
+        pa.field("caption_en", pa.string()),
+        pa.field("lang", pa.string()),  # language of `caption`
+        pa.field("status", pa.string(), nullable=False),  # ok / failed / filtered
+        pa.field("error", pa.string()),  # why failed or filtered
+        pa.field("split", pa.string(), nullable=False),  # train / val, from a hash of the key
+        pa.field("shard", pa.string()),
+        pa.field("index", pa.int64()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("image_sha256", pa.string()),
+        pa.field("meta", pa.string()),  # JSON object: source-specific labels and ids
+    ],
+    metadata={VERSION_KEY: str(SCHEMA_VERSION).encode()},
+)
+COLUMNS = tuple(SCHEMA.names)
+REQUIRED = ("key", "source", "status", "split")
+
+
+def split_for_key(key: str, val_fraction: float) -> str:
+    """'val' for a stable share of keys: a hash, so a row never changes split between runs."""
+    bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+    return "val" if bucket < val_fraction else "train"
+
+
+def from_rows(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Build a manifest table from dicts; missing optional columns are null, `meta` may be a dict."""
+    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    for i, row in enumerate(rows):
+        unknown = set(row) - set(COLUMNS)
+        if unknown:
+            raise ManifestError(f"manifest row {i}: unknown columns {sorted(unknown)}", f"columns are {COLUMNS}")
+        for name in COLUMNS:
+            value = row.get(name)
+            if name == "meta" and isinstance(value, Mapping):
+                value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+            columns[name].append(value)
+    table = pa.Table.from_pydict(columns, schema=SCHEMA)
+    validate(table)
+    return table
+
+
+def empty() -> pa.Table:
+    return SCHEMA.empty_table()
+
+
+def validate(table: pa.Table, path: str | Path = "manifest") -> pa.Table:
+    """Check columns, types and values; return the table cast to the exact schema."""
+    missing = [name for name in COLUMNS if name not in table.column_names]
+    if missing:
+        raise ManifestError(
+            f"{path}: missing column(s) {', '.join(missing)}",
+            "write manifests with clipit.data.manifest (or rerun the stage that made this file)",
+        )
+    extra = [name for name in table.column_names if name not in COLUMNS]
+    if extra:
+        raise ManifestError(f"{path}: unexpected column(s) {', '.join(extra)}", f"a manifest has exactly {COLUMNS}")
+    try:
+        table = table.select(list(COLUMNS)).cast(SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise ManifestError(f"{path}: wrong column type: {exc}", "rerun the stage that made this file") from None
+    for name in REQUIRED:
+        nulls = table.column(name).null_count
+        if nulls:
+            row = table.column(name).to_pylist().index(None)
+            raise ManifestError(f"{path}: row {row}: '{name}' is empty", "every row needs key, source, status, split")
+    _check_values(table, "status", STATUSES, path)
+    _check_values(table, "split", SPLITS, path)
+    keys = table.column("key").to_pylist()
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))
+        raise ManifestError(f"{path}: row {keys.index(dup, keys.index(dup) + 1)}: duplicate key {dup!r}", "keys must be unique")
+    return table
+
+
+def _check_values(table: pa.Table, column: str, allowed: Sequence[str], path: str | Path) -> None:
+    for i, value in enumerate(table.column(column).to_pylist()):
+        if value not in allowed:
+            raise ManifestError(f"{path}: row {i}: {column} {value!r} is not one of {', '.join(allowed)}")
+
+
+def write(table: pa.Table, path: str | Path) -> Path:
+    """Validate and write atomically (temp file + rename), with the schema version in the metadata."""
+    path = Path(path)
+    table = validate(table, path).replace_schema_metadata(SCHEMA.metadata)
+    with atomic.atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read(path: str | Path) -> pa.Table:
+    """Read and validate a manifest; a folder means `<folder>/manifest.parquet`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(f"manifest {path} does not exist", "run the download or build-shards stage first")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ManifestError(f"{path}: not a readable Parquet file ({exc})", "delete it and rerun the stage") from None
+    version = (table.schema.metadata or {}).get(VERSION_KEY)
+    if version is None:
+        raise ManifestError(f"{path}: no clipit manifest version in its metadata", "write it with clipit.data.manifest")
+    if version != str(SCHEMA_VERSION).encode():
+        raise ManifestError(
+            f"{path}: manifest schema version {version.decode()} (this clipit reads version {SCHEMA_VERSION})",
+            "rerun the stage that made it with this clipit version",
+        )
+    return validate(table, path)
+
+
+def merge(tables: Sequence[pa.Table], names: Sequence[str] | None = None) -> pa.Table:
+    """Concatenate manifests; a key present in two inputs is an error naming both."""
+    names = list(names) if names is not None else [f"manifest {i}" for i in range(len(tables))]
+    owner: dict[str, str] = {}
+    for table, name in zip(tables, names, strict=True):
+        for key in table.column("key").to_pylist():
+            if key in owner:
+                raise ManifestError(f"key {key!r} is in both {owner[key]} and {name}", "merge each source once")
+            owner[key] = name
+    if not tables:
+        return empty()
+    return validate(pa.concat_tables([validate(t, n) for t, n in zip(tables, names, strict=True)]))
+
+
+def meta_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The decoded `meta` JSON of a row (empty when null)."""
+    text = row.get("meta")
+    return json.loads(text) if text else {}
