@@ -15,6 +15,9 @@ class ClipitError(Exception):
         self.message = message
         self.hint = hint
 
+    def __str__(self) -> str:
+        return self.one_line()
+
     def one_line(self) -> str:
         text = self.message if not self.hint else f"{self.message} ({self.hint})"
         return " ".join(text.split())

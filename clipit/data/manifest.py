@@ -95,15 +95,14 @@ def validate(table: pa.Table, path: str | Path = "manifest") -> pa.Table:
     extra = [name for name in table.column_names if name not in COLUMNS]
     if extra:
         raise ManifestError(f"{path}: unexpected column(s) {', '.join(extra)}", f"a manifest has exactly {COLUMNS}")
-    try:
-        table = table.select(list(COLUMNS)).cast(SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        raise ManifestError(f"{path}: wrong column type: {exc}", "rerun the stage that made this file") from None
     for name in REQUIRED:
-        nulls = table.column(name).null_count
-        if nulls:
+        if table.column(name).null_count:
             row = table.column(name).to_pylist().index(None)
             raise ManifestError(f"{path}: row {row}: '{name}' is empty", "every row needs key, source, status, split")
+    try:
+        table = table.select(list(COLUMNS)).cast(SCHEMA)
+    except (ValueError, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise ManifestError(f"{path}: wrong column type: {exc}", "rerun the stage that made this file") from None
     _check_values(table, "status", STATUSES, path)
     _check_values(table, "split", SPLITS, path)
     keys = table.column("key").to_pylist()

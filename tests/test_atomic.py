@@ -1,0 +1,32 @@
+"""Atomic writes: a failure mid-write leaves the old file and no partial or temporary file."""
+
+from __future__ import annotations
+
+import pytest
+
+from clipit import atomic
+
+
+def test_write_replaces_content(tmp_path):
+    target = tmp_path / "sub" / "f.txt"
+    atomic.write_text(target, "one")
+    atomic.write_text(target, "two")
+    assert target.read_text() == "two"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["f.txt"]
+
+
+def test_exception_mid_write_keeps_old_file(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic.atomic_path(target) as tmp:
+        tmp.write_bytes(b"half of the new con")
+        raise RuntimeError("killed")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_stale_temporaries_are_removed(tmp_path):
+    (tmp_path / ".f.bin.abc.tmp").write_bytes(b"x")
+    (tmp_path / "keep.bin").write_bytes(b"y")
+    assert atomic.remove_stale_temporaries(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.bin"]
