@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from clipit import atomic
@@ -30,3 +32,12 @@ def test_stale_temporaries_are_removed(tmp_path):
     (tmp_path / "keep.bin").write_bytes(b"y")
     assert atomic.remove_stale_temporaries(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["keep.bin"]
+
+
+def test_written_file_honours_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic.write_text(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644

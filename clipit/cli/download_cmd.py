@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Download a dataset into a source folder (raw shards + manifest.parquet).", no_args_is_help=True)
+from clipit.cli import download_cc3m, download_mscoco_it, download_synthetic, download_wit
 
-# Each source module registers itself here, e.g. in clipit/cli/download_synthetic.py:
-#   from clipit.cli.download_cmd import app
-#   @app.command("synthetic") ...
-# and is imported below so that registration happens.
+app = typer.Typer(help="Download a dataset into a source folder (raw shards + manifest.parquet).", no_args_is_help=True)
+app.command("synthetic")(download_synthetic.download_synthetic)
+app.command("cc3m")(download_cc3m.cc3m)
+app.command("wit")(download_wit.wit)
+app.command("mscoco-it")(download_mscoco_it.mscoco_it)

@@ -5,7 +5,18 @@ from __future__ import annotations
 import typer
 
 from clipit import __version__
-from clipit.cli import config_cmd, init_cmd
+from clipit.cli import (
+    build_shards_cmd,
+    config_cmd,
+    download_cmd,
+    embed_cmd,
+    eval_cmd,
+    export_cmd,
+    init_cmd,
+    search_cmd,
+    train_cmd,
+    translate_cmd,
+)
 from clipit.cli.options import ConfigOpt, SetOpt
 
 app = typer.Typer(
@@ -39,7 +50,15 @@ def root(
 
 
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(download_cmd.app, name="download")
+app.command("build-shards")(build_shards_cmd.build_shards)
 app.command("init")(init_cmd.init)
+app.command("translate")(translate_cmd.translate)
+app.command("train")(train_cmd.train)
+app.command("export")(export_cmd.export)
+app.add_typer(eval_cmd.app, name="eval")
+app.command("embed")(embed_cmd.embed)
+app.command("search")(search_cmd.search)
 
 
 def main() -> None:

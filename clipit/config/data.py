@@ -16,13 +16,20 @@ class DownloadSettings(Section):
     processes: int = Field(2, ge=1, description="Worker processes of img2dataset.")
     threads: int = Field(16, ge=1, description="Download threads per process.")
     timeout: float = Field(10.0, gt=0, description="Seconds before one image request gives up.")
-    retries: int = Field(2, ge=0, description="Retries per image after a failed request.")
+    retries: int = Field(2, ge=0, description="Immediate retries per image after a failed request (img2dataset).")
+    rate_limit_rounds: int = Field(
+        2, ge=0, description="Extra rounds for URLs refused with HTTP 429/503, each after a wait."
+    )
+    rate_limit_wait: float = Field(
+        60.0, ge=0, description="Seconds before the first rate-limit round; doubled each further round."
+    )
     user_agent_token: str = Field(
         "clipit/0.1 (+https://pypi.org/project/clipit; research dataset download)",
         description="Added to the User-Agent header; Wikimedia refuses generic agents.",
     )
     incremental_mode: Literal["incremental", "overwrite"] = Field(
-        "incremental", description="'incremental' skips finished shards on a rerun (resume after a kill)."
+        "incremental",
+        description="'incremental' skips finished shards on a rerun (resume after a kill); 'overwrite' starts over.",
     )
     image_size: int = Field(256, ge=16, description="Shorter side of downloaded images, in pixels.")
     samples_per_shard: int = Field(10_000, ge=1, description="Images per downloaded tar shard.")
@@ -62,6 +69,10 @@ class SyntheticSource(Section):
     n: int = Field(4000, ge=1, description="Number of training image-caption pairs.")
     seed: int = Field(0, description="Seed; the same seed gives the same dataset.")
     image_size: int = Field(64, ge=16, description="Side of the square synthetic images, in pixels.")
+    samples_per_shard: int = Field(10_000, ge=1, description="Images per tar shard (as img2dataset writes them).")
+    zeroshot_per_class: int = Field(50, ge=1, description="Images per class of each zero-shot attribute set.")
+    retrieval_images: int = Field(200, ge=1, description="Images of the retrieval set (2-3 captions each).")
+    workers: int = Field(2, ge=0, description="Drawing processes for 10,000 images or more (0 = main process).")
 
 
 class ShardSettings(Section):
@@ -78,6 +89,11 @@ class ShardSettings(Section):
     max_image_pixels: int = Field(
         89_478_485, ge=1, description="Larger images are filtered as decompression bombs."
     )
+    dedup_images: bool = Field(
+        True, description="Drop an image whose bytes already came from another URL or file (other captions too)."
+    )
+    lang: str = Field("it", description="Language of the kept captions; rows whose `lang` differs are filtered.")
+    workers: int = Field(2, ge=0, description="Decode/resize worker processes (0 = in the main process).")
 
 
 class LoaderSettings(Section):
@@ -87,6 +103,9 @@ class LoaderSettings(Section):
     flip: bool = Field(True, description="Random horizontal flip (swaps sinistra/destra in captions).")
     color_jitter: float = Field(0.0, ge=0, le=1, description="Strength of brightness/contrast/saturation jitter.")
     prefetch: int = Field(2, ge=0, description="Batches prepared ahead of the trainer.")
+    shuffle_window: int = Field(
+        16, ge=1, description="Row groups whose rows are shuffled together (and cached per worker)."
+    )
 
 
 class DataConfig(Section):

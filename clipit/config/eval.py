@@ -17,6 +17,9 @@ class ZeroShotSettings(Section):
         None, description="Class names (CLIP_benchmark JSON or CLIP-Italian TSV); default: download."
     )
     templates: Path | None = Field(None, description="Prompt templates; default: download.")
+    labels: Path | None = Field(
+        None, description="Labels file ('file<TAB>label' lines) for a flat image folder instead of class folders."
+    )
 
 
 class RetrievalSettings(Section):
@@ -30,6 +33,12 @@ class EvalConfig(Section):
     batch_size: int = Field(64, ge=1, description="Images or texts per forward pass.")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Compute dtype.")
     output: Path | None = Field(None, description="Metrics JSON written here.")
+    plot: Path | None = Field(None, description="Bar-chart PNG (default with several models: beside output).")
+    classnames_url: str = Field(
+        "https://raw.githubusercontent.com/LAION-AI/CLIP_benchmark/48de38c1689fa6d8b4dd53e3370c669c3bb18117/"
+        "clip_benchmark/datasets/",
+        description="Where default class names and templates are downloaded from (checked by sha256).",
+    )
     cache_dir: Path = Field(
         Path("~/.cache/clipit"), description="Downloaded class names and templates are cached here."
     )

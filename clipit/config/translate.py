@@ -24,7 +24,12 @@ class TranslateConfig(Section):
     cache: Path = Field(
         Path("~/.cache/clipit/translations.sqlite"), description="Persistent translation cache."
     )
-    max_chars_per_request: int = Field(4999, ge=1, description="Characters packed into one request.")
+    max_chars_per_request: int = Field(
+        4999, ge=1, description="Characters packed into one request (capped by the provider's own limit)."
+    )
+    separator: str = Field(
+        "\n", min_length=1, description="Joins packed captions; a reply that does not split back falls back."
+    )
     concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
     requests_per_second: float = Field(5.0, gt=0, description="Rate limit across all requests.")
     timeout: float = Field(30.0, gt=0, description="Seconds before one request gives up.")
@@ -34,3 +39,4 @@ class TranslateConfig(Section):
         "Helsinki-NLP/opus-mt-en-it", description="MarianMT hub id or folder for the marian backend."
     )
     batch_size: int = Field(32, ge=1, description="Captions per batch for the marian backend.")
+    sample: int = Field(0, ge=0, description="Rows in a review sheet (CSV + HTML) beside the output; 0: none.")

@@ -1,0 +1,212 @@
+"""Throughput of our Flax dual encoder against transformers' PyTorch VisionTextDualEncoderModel.
+
+    .venv/bin/python benchmarks/towers.py                          # CPU-sized towers, batch 32
+    .venv/bin/python benchmarks/towers.py --config base --dtype bfloat16 --batch 256   # GPU: MFU
+
+Both sides get the same architecture, the same weights (ours are exported to an HF folder that
+PyTorch loads), the same batch, the same number of threads. Measured: forward+backward of the CLIP
+contrastive loss (a training step without the optimizer) and forward-only embedding of images and
+texts (what eval and embed do). The two sides run alternately, `--rounds` times, and the median of
+each is reported, so load from other processes hits both alike. Targets: fwd+bwd >= 1.0x, forward
+>= 1.2x. With `--config base` (ViT-B/32 + BERT-base, 224 px, 96 tokens) it prints achieved TFLOP/s
+(XLA's own FLOP count of the step) for MFU on a GPU. Results go to docs/benchmarks.md ("## Towers").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from clipit.models.build import create_model
+from clipit.models.export import export_hf
+from clipit.models.sizes import TextSizes, VisionSizes
+
+CONFIGS = {
+    # small enough for a 2-core CPU, big enough that matmuls (not dispatch) dominate
+    "small": (
+        VisionSizes(
+            hidden_size=256,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=1024,
+            patch_size=16,
+            image_size=128,
+        ),
+        TextSizes(
+            vocab_size=8000,
+            hidden_size=256,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=1024,
+            max_position_embeddings=64,
+        ),
+        32,  # tokens per caption
+        128,  # projection_dim
+    ),
+    "base": (VisionSizes(), TextSizes(vocab_size=32102), 96, 512),  # clip-italian's towers
+}
+
+
+def tokenizer_folder(vocab_size: int, folder: str) -> str:
+    from transformers import BertTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(vocab_size - 5)]
+    BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}).save_pretrained(folder)
+    return folder
+
+
+def jax_functions(model):
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def loss_fn(params, pixels, ids, mask):
+        module = nnx.merge(graphdef, params, rest)
+        image = module.encode_image(pixels)
+        text = module.encode_text(ids, mask)
+        logits = jnp.exp(params["logit_scale"][...]) * text @ image.T
+        labels = jnp.arange(logits.shape[0])
+        per_text = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), labels[:, None], -1)
+        per_image = -jnp.take_along_axis(jax.nn.log_softmax(logits.T, -1), labels[:, None], -1)
+        return (per_text.mean() + per_image.mean()) / 2
+
+    train_step = jax.jit(jax.value_and_grad(loss_fn))
+
+    @jax.jit
+    def embed(params, pixels, ids, mask):
+        module = nnx.merge(graphdef, params, rest)
+        return module.encode_image(pixels), module.encode_text(ids, mask)
+
+    return params, train_step, embed
+
+
+def torch_functions(folder: str, threads: int, dtype_name: str):
+    import torch
+    from transformers import VisionTextDualEncoderModel
+
+    torch.set_num_threads(threads)
+    model = VisionTextDualEncoderModel.from_pretrained(folder)
+    if dtype_name == "bfloat16":
+        model = model.to(torch.bfloat16)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = model.to(device)
+
+    def to_torch(pixels, ids, mask):
+        dtype = torch.bfloat16 if dtype_name == "bfloat16" else torch.float32
+        return (
+            torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))).to(device, dtype),
+            torch.from_numpy(ids).long().to(device),
+            torch.from_numpy(mask).long().to(device),
+        )
+
+    def train_step(pixels, ids, mask):
+        model.train()
+        model.zero_grad(set_to_none=True)
+        out = model(input_ids=ids, attention_mask=mask, pixel_values=pixels, return_loss=True)
+        out.loss.backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def embed(pixels, ids, mask):
+        model.eval()
+        with torch.inference_mode():
+            image = model.get_image_features(pixel_values=pixels).pooler_output
+            text = model.get_text_features(input_ids=ids, attention_mask=mask).pooler_output
+            out = (image / image.norm(dim=-1, keepdim=True), text / text.norm(dim=-1, keepdim=True))
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    return to_torch, train_step, embed
+
+
+def timed(fn, repeats: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="small")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds per side")
+    parser.add_argument("--repeats", type=int, default=3, help="steps per timing round")
+    parser.add_argument("--dropout", type=float, default=0.0, help="BERT dropout in the training step")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch threads; 1 = both sides"
+    )
+    parser.add_argument(
+        "--skip-torch", action="store_true", help="only JAX (e.g. where torch is slow to load)"
+    )
+    args = parser.parse_args()
+
+    if args.threads == 1:  # XLA reads this when its CPU backend starts, i.e. at the first jax call below
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "")
+            + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        )
+    vision, text, length, projection_dim = CONFIGS[args.config]
+    text = TextSizes(
+        **{**text.__dict__, "hidden_dropout_prob": args.dropout, "attention_probs_dropout_prob": args.dropout}
+    )
+    dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
+    model = create_model(vision, text, projection_dim, 2.6592, dtype, seed=0)
+
+    rng = np.random.default_rng(0)
+    pixels = rng.standard_normal((args.batch, vision.image_size, vision.image_size, 3), dtype=np.float32)
+    ids = rng.integers(5, text.vocab_size, (args.batch, length)).astype(np.int32)
+    ids[:, 0] = 2
+    mask = np.ones_like(ids)
+    for row in range(args.batch):  # realistic padding: captions of varying length
+        mask[row, rng.integers(length // 3, length + 1) :] = 0
+    params, jax_train, jax_embed = jax_functions(model)
+    jax_inputs = [jax.device_put(x) for x in (pixels, ids, mask)]
+
+    def run_jax_train():
+        jax.block_until_ready(jax_train(params, *jax_inputs))
+
+    def run_jax_embed():
+        jax.block_until_ready(jax_embed(params, *jax_inputs))
+
+    flops = jax_train.lower(params, *jax_inputs).compile().cost_analysis()
+    flops = (flops[0] if isinstance(flops, list) else flops).get("flops", 0.0)
+    sides = {"jax": (run_jax_train, run_jax_embed)}
+    if not args.skip_torch:
+        with tempfile.TemporaryDirectory() as tmp:
+            export_hf(model, f"{tmp}/model", tokenizer_dir=tokenizer_folder(text.vocab_size, f"{tmp}/tok"))
+            to_torch, torch_train, torch_embed = torch_functions(f"{tmp}/model", args.threads, args.dtype)
+        torch_inputs = to_torch(pixels, ids, mask)
+        sides["torch"] = (lambda: torch_train(*torch_inputs), lambda: torch_embed(*torch_inputs))
+
+    times = {(side, kind): [] for side in sides for kind in ("train", "embed")}
+    for train, embed in sides.values():  # warm-up: compile, allocate
+        train(), train(), embed(), embed()
+    for _ in range(args.rounds):
+        for side, (train, embed) in sides.items():
+            times[side, "train"].append(timed(train, args.repeats))
+            times[side, "embed"].append(timed(embed, args.repeats))
+
+    print(
+        f"config {args.config}, {args.dtype}, batch {args.batch}, {args.threads} threads, "
+        f"devices {jax.devices()[0].platform}"
+    )
+    for kind, label in (("train", "fwd+bwd"), ("embed", "forward")):
+        rates = {side: args.batch / statistics.median(times[side, kind]) for side in sides}
+        line = "  ".join(f"{side} {rate:8.1f} samples/s" for side, rate in rates.items())
+        ratio = f"  ratio {rates['jax'] / rates['torch']:.2f}x" if "torch" in rates else ""
+        print(f"{label:8s} {line}{ratio}")
+    seconds = statistics.median(times["jax", "train"])
+    print(f"jax fwd+bwd: {flops / 1e9:.1f} GFLOP per step (XLA count), {flops / seconds / 1e12:.2f} TFLOP/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""`clipit download mscoco-it`: MSCOCO-IT caption files (+ local COCO images or COCO URLs) -> manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clipit.cli.guard import guarded
+from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.config import save_resolved
+from clipit.data.sources import mscoco_it as mscoco_it_source
+
+
+@guarded
+def mscoco_it(
+    ctx: typer.Context,
+    annotations: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--annotations", help="MSCOCO-IT caption JSON file(s) (config: data.mscoco_it.annotations)."
+        ),
+    ] = None,
+    more_annotations: Annotated[
+        list[Path] | None,
+        typer.Argument(help="More caption files, so that `--annotations *.json` works.", show_default=False),
+    ] = None,
+    annotations_en: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--annotations-en",
+            help="English COCO caption JSON file(s) for caption_en (config: data.mscoco_it.annotations_en).",
+        ),
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images",
+            help="Local COCO images folder; without it images are downloaded (config: data.mscoco_it.images).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (config: data.mscoco_it.out).")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Build the manifest of MSCOCO-IT (Italian COCO captions); prints the manifest path.
+
+    With --images the manifest points at the local files (nothing is copied); without it the images are fetched from COCO's URLs through img2dataset.
+
+    Examples:
+      clipit download mscoco-it --annotations captions_ita_trainingset_train2014.json --images coco/train2014 --out sources/mscoco-it
+      clipit download mscoco-it --annotations captions_ita_*.json --annotations-en captions_train2014.json --out sources/mscoco-it
+    """
+    cfg = load(ctx, config, set_)
+    files = [*(annotations or []), *(more_annotations or [])]
+    flags = {"annotations": files or None, "annotations_en": annotations_en, "images": images, "out": out}
+    source = cfg.data.mscoco_it.model_copy(update={k: v for k, v in flags.items() if v is not None})
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"mscoco_it": source})})
+    mscoco_it_source.run(source, cfg.data.download, cfg.data.shards.val_fraction)
+    save_resolved(cfg, source.out)
+    typer.echo(str(Path(source.out) / "manifest.parquet"))

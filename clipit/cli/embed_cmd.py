@@ -1,0 +1,66 @@
+"""`clipit embed`: embeddings of an image folder or a text file, as .npy on stdout or a folder of shards."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from clipit.cli.guard import guarded
+from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.config.embed import EmbedConfig
+from clipit.errors import ConfigError
+
+
+def merge_flags(cfg: EmbedConfig, flags: dict) -> EmbedConfig:
+    """Flags over the config's [embed] values (a flag left out keeps the config value)."""
+    try:
+        return EmbedConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in flags.items() if v is not None}})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"--{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+@guarded
+def embed(
+    ctx: typer.Context,
+    path: Annotated[Path | None, typer.Argument(help="Folder of images (recursive; rows in sorted path order).", show_default=False)] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="clipit run folder, HF folder or hub id.")] = None,
+    text: Annotated[Path | None, typer.Option("--text", help="Embed this text file instead, one text per line.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write a resumable folder of float16 shards + metadata.")] = None,
+    paths_out: Annotated[Path | None, typer.Option("--paths-out", help="Write the rows' image paths here, one per line.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", min=1, help="Items per forward pass.")] = None,
+    shard_size: Annotated[int | None, typer.Option("--shard-size", min=1, help="Rows per shard with --out.")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="float32 (default) or bfloat16.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Embed images or texts: float32 .npy of shape (N, D) on stdout, rows L2-normalised.
+
+    Unreadable images are skipped and named on stderr; --paths-out lists the rows' paths. It refuses
+    to write binary to a terminal: redirect stdout. With --out DIR it writes clip-retrieval's layout
+    (img_emb/img_emb_0000.npy float16 + metadata/metadata_0000.parquet) and resumes by shard.
+
+    Examples:
+      clipit embed photos/ --model runs/base > vecs.npy
+      clipit embed photos/ --model clip-italian/clip-italian --paths-out rows.txt > vecs.npy
+      clipit embed --text captions.txt --model runs/base > texts.npy
+      clipit embed photos/ --model runs/base --out index/      # then: clipit search "un gatto" --index index/
+    """
+    from clipit import embed as embedding
+
+    cfg = load(ctx, config, set_)
+    flags = {"images": path, "model": model, "text": text, "out": out, "paths_out": paths_out,
+             "batch_size": batch_size, "shard_size": shard_size, "dtype": dtype}
+    section = merge_flags(cfg.embed, flags)
+    if text is not None and path is None:
+        section = section.model_copy(update={"images": None})  # --text replaces a configured folder
+    summary = embedding.run(section, sys.stdout)
+    if section.out is not None:
+        from clipit.config import save_resolved
+
+        save_resolved(cfg.model_copy(update={"embed": section}), section.out)
+        typer.echo(summary["out"])

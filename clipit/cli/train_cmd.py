@@ -1,0 +1,53 @@
+"""`clipit train`: run the phases of [train] on a shards folder; checkpoints, metrics and export in RUN_DIR."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clipit.cli.guard import guarded
+from clipit.cli.options import ConfigOpt, SetOpt, load
+
+
+@guarded
+def train(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Shards folder from build-shards [train.data].", show_default=False)
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder [train.out].", show_default=False)
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    list_params: Annotated[
+        bool, typer.Option("--list-params", help="Print the parameter paths phase regexes select from, and exit.")
+    ] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train the dual encoder: every phase of [[train.phases]] in order, in one loop.
+
+    Writes RUN_DIR/checkpoints, metrics.jsonl, tensorboard/, curves.png and export/ (HF format);
+    prints a JSON summary on stdout. Progress and validation lines go to stderr.
+
+    Examples:
+      clipit download synthetic --out sources/synthetic && clipit build-shards --out shards sources/synthetic
+      clipit train --config configs/tiny.toml --data shards --out runs/tiny
+      clipit train --config configs/tiny.toml --out runs/tiny --resume      # after an interruption
+      clipit train --config configs/clip-italian.toml --set train.batch_size=512
+      clipit train --config configs/clip-italian.toml --list-params
+    """
+    cfg = load(ctx, config, set_)
+    if list_params:
+        from clipit.train.phases import parameter_shapes
+
+        for name, shape in parameter_shapes(cfg.model):
+            typer.echo(f"{name}\t{list(shape)}")
+        return
+    from clipit.train.loop import train_and_evaluate  # jax is slow to import: only when training
+
+    summary = train_and_evaluate(cfg, data=data, out=out, resume=resume)
+    typer.echo(json.dumps(summary, indent=2))

@@ -1,0 +1,256 @@
+"""Image preprocessing: the one place for decoding and for the train and eval transforms.
+
+Used by the loader (training and validation batches), eval and embed alike, so a model sees the same
+pixels at training and at inference time.
+
+- `decode_image` / `load_image`: bytes or a file to an RGB uint8 array [H, W, 3]. JPEG goes through
+  simplejpeg (about twice as fast as Pillow here); anything else, and JPEGs simplejpeg refuses, through
+  Pillow. Transparency is composited onto white and grayscale/CMYK/palette images become RGB, as
+  transformers' CLIP image processor does. Images over `max_pixels` are refused before decoding
+  (decompression bombs).
+- `eval_transform`: exactly transformers' CLIPImageProcessor (PIL bicubic resize of the shorter side,
+  centre crop, rescale 1/255, CLIP mean/std), NHWC float32.
+- `train_transform`: random resized crop (OpenCV resize: about 6x faster than Pillow's on 256-px
+  images, which is what keeps the loader near the JPEG-decode rate), horizontal flip, optional colour
+  jitter; deterministic given a `random.Random`. A flip also swaps sinistra/destra in the caption
+  (`swap_left_right`), so the caption stays true of the flipped image.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import math
+import random
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import simplejpeg
+from PIL import Image
+
+from clipit.errors import DataError
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_SIMPLEJPEG_COLORSPACES = ("YCbCr", "Gray")  # others (CMYK, YCCK) go through Pillow, as in transformers
+_MEAN_255 = np.array(CLIP_MEAN, np.float32) * 255
+_INV_STD_255 = 1.0 / (np.array(CLIP_STD, np.float32) * 255)
+
+
+# --------------------------------------------------------------------------------------------- decoding
+
+
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> np.ndarray:
+    """Decode image bytes to an RGB uint8 array [H, W, 3]; DataError (naming `name`) if impossible."""
+    if not data:
+        raise DataError(f"{name}: empty image data", "remove the file or rebuild the shards")
+    if data[:3] == _JPEG_MAGIC:
+        try:
+            height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        except ValueError:
+            colorspace = None  # let Pillow try and report
+        else:
+            _check_pixels(width, height, max_pixels, name)
+            if colorspace in _SIMPLEJPEG_COLORSPACES:
+                try:
+                    return simplejpeg.decode_jpeg(data, colorspace="RGB")
+                except ValueError:
+                    pass  # truncated or exotic: Pillow decides (and names the problem)
+    return _decode_with_pillow(io.BytesIO(data), max_pixels, name)
+
+
+def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file (eval, embed) to RGB uint8 [H, W, 3]; DataError if unreadable."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read image ({exc.strerror or exc})", "check the path") from None
+    return decode_image(data, max_pixels=max_pixels, name=str(path))
+
+
+def _decode_with_pillow(stream: io.BytesIO, max_pixels: int, name: str) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(stream) as image:
+                _check_pixels(image.width, image.height, max_pixels, name)
+                image.load()
+                return to_rgb(image)
+    except DataError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        # OSError covers truncated files and UnidentifiedImageError (not an image at all).
+        raise DataError(
+            f"{name}: not a readable image ({exc})", "remove it or replace it with a valid file"
+        ) from None
+
+
+def _check_pixels(width: int, height: int, max_pixels: int, name: str) -> None:
+    if width * height > max_pixels:
+        raise DataError(
+            f"{name}: {width}x{height} image exceeds the {max_pixels:,}-pixel limit (decompression bomb guard)",
+            "resize the image, or raise data.shards.max_image_pixels if it is genuine",
+        )
+    if width < 1 or height < 1:
+        raise DataError(f"{name}: image has no pixels ({width}x{height})")
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """A Pillow image as RGB uint8; transparency composited onto white (as transformers does)."""
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"))
+
+
+# ----------------------------------------------------------------------------------------- normalising
+
+
+def normalize(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 RGB [H, W, 3] to CLIP-normalised float32 [H, W, 3] (optionally into `out`).
+
+    Works on rows of W*3 values: numpy broadcasting over a trailing axis of 3 is ~8x slower.
+    """
+    height, width, _ = image.shape
+    mean_row, inv_row = _rows(width)
+    if out is None:
+        out = np.empty((height, width, 3), np.float32)
+    flat = out.reshape(height, width * 3)
+    np.subtract(image.reshape(height, width * 3), mean_row, out=flat, dtype=np.float32)
+    flat *= inv_row
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _rows(width: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.tile(_MEAN_255, width), np.tile(_INV_STD_255, width)
+
+
+# ---------------------------------------------------------------------------------------- eval transform
+
+
+def eval_transform(image: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """transformers' CLIPImageProcessor: bicubic shorter side -> size, centre crop, normalise (NHWC)."""
+    height, width = image.shape[:2]
+    short, long = (width, height) if width <= height else (height, width)
+    new_long = int(size * long / short)  # transformers truncates, it does not round
+    new_w, new_h = (size, new_long) if width <= height else (new_long, size)
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BICUBIC))
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return normalize(resized[top : top + size, left : left + size], out)
+
+
+def eval_batch(images: list[np.ndarray], size: int) -> np.ndarray:
+    """Several decoded images to one float32 batch [B, size, size, 3] (eval and embed)."""
+    batch = np.empty((len(images), size, size, 3), np.float32)
+    for i, image in enumerate(images):
+        eval_transform(image, size, out=batch[i])
+    return batch
+
+
+# --------------------------------------------------------------------------------------- train transform
+
+
+@dataclass(frozen=True)
+class TrainAugment:
+    """What the train transform does; built from `[data.loader]` by the loader."""
+
+    size: int
+    crop_scale: tuple[float, float] = (0.5, 1.0)  # share of the image area kept by the random crop
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # width/height of the crop
+    flip: bool = True
+    color_jitter: float = 0.0  # brightness/contrast/saturation factors drawn from [1-s, 1+s]
+
+
+def train_transform(
+    image: np.ndarray, augment: TrainAugment, rng: random.Random, out: np.ndarray | None = None
+) -> tuple[np.ndarray, bool]:
+    """Random resized crop + flip (+ jitter) to float32 [size, size, 3]; returns (pixels, flipped)."""
+    top, left, crop_h, crop_w = random_crop_box(image.shape[0], image.shape[1], augment, rng)
+    crop = image[top : top + crop_h, left : left + crop_w]
+    # INTER_AREA when shrinking avoids aliasing; INTER_LINEAR when enlarging (torchvision's default).
+    shrinking = crop_h * crop_w > augment.size * augment.size
+    resized = cv2.resize(
+        crop, (augment.size, augment.size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    )
+    flipped = bool(augment.flip and rng.random() < 0.5)
+    if flipped:
+        resized = cv2.flip(resized, 1)  # 30x faster than copying numpy's reversed view
+    if augment.color_jitter > 0:
+        resized = _color_jitter(resized, augment.color_jitter, rng)
+    return normalize(resized, out), flipped
+
+
+def random_crop_box(
+    height: int, width: int, augment: TrainAugment, rng: random.Random
+) -> tuple[int, int, int, int]:
+    """(top, left, h, w) as torchvision's RandomResizedCrop draws it: 10 tries, then a centre crop."""
+    area = height * width
+    log_lo, log_hi = math.log(augment.crop_ratio[0]), math.log(augment.crop_ratio[1])
+    for _ in range(10):
+        target = area * rng.uniform(*augment.crop_scale)
+        ratio = math.exp(rng.uniform(log_lo, log_hi))
+        w = round(math.sqrt(target * ratio))
+        h = round(math.sqrt(target / ratio))
+        if 0 < w <= width and 0 < h <= height:
+            return rng.randint(0, height - h), rng.randint(0, width - w), h, w
+    ratio = width / height  # fallback: the largest centre crop within the allowed ratios
+    if ratio < augment.crop_ratio[0]:
+        w, h = width, round(width / augment.crop_ratio[0])
+    elif ratio > augment.crop_ratio[1]:
+        h, w = height, round(height * augment.crop_ratio[1])
+    else:
+        h, w = height, width
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def _color_jitter(image: np.ndarray, strength: float, rng: random.Random) -> np.ndarray:
+    """Brightness, contrast, saturation in torchvision's order and meaning, clipping after each."""
+    brightness, contrast, saturation = (rng.uniform(1 - strength, 1 + strength) for _ in range(3))
+    luma = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's grayscale
+    pixels = np.clip(image.astype(np.float32) * brightness, 0, 255)
+    mean = float((pixels @ luma).mean())
+    pixels = np.clip(mean + (pixels - mean) * contrast, 0, 255)
+    gray = (pixels @ luma)[..., None]
+    pixels = np.clip(gray + (pixels - gray) * saturation, 0, 255)
+    return (pixels + 0.5).astype(np.uint8)
+
+
+def sample_rng(seed: int, epoch: int, key: str) -> random.Random:
+    """The augmentation RNG of one sample: fixed by (seed, epoch, key), whatever the worker or order.
+
+    Python's Random, not numpy's: creating a numpy Generator costs ~5x more, per sample.
+    """
+    material = f"{seed}\x00{epoch}\x00{key}".encode()
+    return random.Random(int.from_bytes(hashlib.blake2b(material, digest_size=16).digest(), "little"))
+
+
+# ------------------------------------------------------------------------------------------- captions
+
+_SIDE = re.compile(r"\b(sinistr|destr)([aeio])\b", re.IGNORECASE)
+_OTHER_SIDE = {"sinistr": "destr", "destr": "sinistr"}
+
+
+def swap_left_right(caption: str) -> str:
+    """Swap sinistra/destra (and -o, -e, -i forms) keeping capitalisation: the caption of a flipped image."""
+
+    def swap(match: re.Match[str]) -> str:
+        stem, ending = match.group(1), match.group(2)
+        other = _OTHER_SIDE[stem.lower()]
+        if stem.isupper():
+            other = other.upper()
+        elif stem[0].isupper():
+            other = other.capitalize()
+        return other + ending
+
+    return _SIDE.sub(swap, caption)

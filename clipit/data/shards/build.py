@@ -1,0 +1,178 @@
+"""build-shards: source folders -> train/val Parquet shards + manifest.parquet + summary.json.
+
+Order of work, and why it resumes:
+1. The plan (plan.py) is computed from the inputs alone; each job (one shard) has a hash of its rows,
+   locations and image settings.
+2. Each job decodes, filters and re-encodes its images, writes its shard atomically, then a small record
+   `DIR/.build/<shard>.json` (hash + per-row outcome). A job whose record has the current hash and whose
+   shard holds exactly the recorded keys is finished and skipped on a rerun; anything else is redone.
+3. The manifest (every input row with its status) and summary.json are written last, atomically.
+A kill at any point leaves finished shards and records intact; the rerun redoes only the rest and, the
+work being deterministic, ends with the same bytes as one clean run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from clipit import atomic
+from clipit.config.data import ShardSettings
+from clipit.console import progress
+from clipit.data import manifest, shard_format
+from clipit.data.shards import images, report
+from clipit.data.shards.plan import Job, Plan, make_plan
+from clipit.errors import ConfigError, ManifestError
+
+RECORDS = ".build"  # per-shard records of finished jobs
+
+
+def run(cfg: ShardSettings, out: Path | None = None, sources: list[Path] | None = None) -> dict:
+    """Build the shards of `sources` (default cfg.sources) into `out` (default cfg.out); return the summary."""
+    out = Path(out if out is not None else cfg.out)
+    folders = [Path(s) for s in (sources if sources else cfg.sources)]
+    if not folders:
+        raise ConfigError("build-shards: no source folders", "pass SOURCE_DIR... or set data.shards.sources")
+    if out.resolve() in {f.resolve() for f in folders}:
+        raise ConfigError(f"build-shards: output folder {out} is also a source", "choose another --out")
+    started = time.perf_counter()
+    plan = make_plan(folders, cfg)  # reads and checks every input before anything is written
+    records = out / RECORDS
+    records.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temporaries(out)
+    atomic.remove_stale_temporaries(records)
+    _remove_stale_shards(out, {job.name for job in plan.jobs})
+
+    settings = images.ImageSettings(cfg.image_side, cfg.jpeg_quality, cfg.min_image_side, cfg.max_image_pixels)
+    outcomes: dict[str, list[list]] = {}
+    todo: list[tuple[Job, str]] = []
+    for job in plan.jobs:
+        digest = job.digest(cfg)
+        finished = _finished(out, job, digest)
+        if finished is None:
+            todo.append((job, digest))
+        else:
+            outcomes[job.name] = finished
+    reused = len(outcomes)
+
+    with progress() as bar:
+        task = bar.add_task("building shards", total=sum(len(j.candidates) for j, _ in todo))
+        for job, result in _execute(todo, settings, out, cfg):
+            outcomes[job.name] = result
+            bar.advance(task, len(job.candidates))
+
+    table = _final_manifest(plan, outcomes)
+    manifest.write(table, out / manifest.MANIFEST_NAME)
+    summary = report.summarize(table, folders, plan.jobs)
+    atomic.write_text(out / shard_format.SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    # not in summary.json, whose bytes must not depend on how the run went
+    return {**summary, "out": str(out), "shards_reused": reused, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _execute(todo: list[tuple[Job, str]], settings: images.ImageSettings, out: Path, cfg: ShardSettings):
+    """Yield (job, outcomes) as jobs finish; in worker processes when there are several jobs."""
+    if cfg.workers == 0 or len(todo) < 2:
+        for job, digest in todo:
+            yield job, build_job(job, digest, settings, str(out), cfg.row_group_size)
+        return
+    # spawn, not fork: the parent may hold JAX or other threads that a fork would copy half-way
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(min(cfg.workers, len(todo)), mp_context=context) as pool:
+        futures = {
+            pool.submit(build_job, job, digest, settings, str(out), cfg.row_group_size): job for job, digest in todo
+        }
+        for future in concurrent.futures.as_completed(futures):
+            yield futures[future], future.result()
+
+
+def build_job(job: Job, digest: str, settings: images.ImageSettings, out: str, row_group_size: int) -> list[list]:
+    """Decode and re-encode one job's images, write its shard, then its record; return per-row outcomes.
+
+    An outcome is [key, status, error, index in shard, width, height].
+    """
+    rows, outcomes = [], []
+    with contextlib.ExitStack() as stack:
+        files: dict[str, object] = {}
+        for candidate in job.candidates:
+            location = candidate.location
+            if location.path not in files:
+                files[location.path] = stack.enter_context(open(location.path, "rb"))
+            handle = files[location.path]
+            handle.seek(location.offset)
+            result = images.reencode(handle.read(location.size), settings)
+            if isinstance(result, str):
+                outcomes.append([candidate.key, manifest.STATUS_FILTERED, result, None, None, None])
+                continue
+            outcomes.append([candidate.key, manifest.STATUS_OK, None, len(rows), result.width, result.height])
+            rows.append(
+                {
+                    "key": candidate.key,
+                    "source": candidate.source,
+                    "caption": candidate.caption,
+                    "caption_en": candidate.caption_en,
+                    "image": result.jpeg,
+                    "width": result.width,
+                    "height": result.height,
+                    "image_sha256": candidate.sha256,
+                    "meta": candidate.meta,
+                }
+            )
+    table = pa.Table.from_pylist(rows, schema=shard_format.SHARD_SCHEMA)
+    shard_format.write_shard(table, Path(out) / job.name, row_group_size=row_group_size)
+    record = {"digest": digest, "outcomes": outcomes}
+    atomic.write_text(Path(out) / RECORDS / f"{job.name}.json", json.dumps(record, ensure_ascii=False))
+    return outcomes
+
+
+def _finished(out: Path, job: Job, digest: str) -> list[list] | None:
+    """The outcomes of a job finished by an earlier run, verified against its shard; else None."""
+    try:
+        record = json.loads((out / RECORDS / f"{job.name}.json").read_text(encoding="utf-8"))
+        if record.get("digest") != digest:
+            return None
+        outcomes = record["outcomes"]
+        if [o[0] for o in outcomes] != [c.key for c in job.candidates]:
+            return None
+        shard = shard_format.open_shard(out / job.name)
+        keys = shard.read(columns=["key"]).column("key").to_pylist()
+    except (OSError, ValueError, KeyError, TypeError, IndexError, pa.ArrowException, ManifestError):
+        return None
+    return outcomes if keys == [o[0] for o in outcomes if o[1] == manifest.STATUS_OK] else None
+
+
+def _remove_stale_shards(out: Path, planned: set[str]) -> None:
+    """Shards (and records) of an earlier plan would be read as part of this build: delete them."""
+    for split in manifest.SPLITS:
+        for path in shard_format.list_shards(out, split):
+            if path.name not in planned:
+                path.unlink()
+    for path in (out / RECORDS).glob("*.json"):
+        if path.name.removesuffix(".json") not in planned:
+            path.unlink()
+
+
+def _final_manifest(plan: Plan, outcomes: dict[str, list[list]]) -> pa.Table:
+    """Every input row: status and error, the new split, and for ok rows where it lives in the shards."""
+    placed: dict[int, tuple] = {}
+    for job in plan.jobs:
+        for candidate, outcome in zip(job.candidates, outcomes[job.name], strict=True):
+            placed[candidate.row] = (job.name, outcome, candidate)
+    rows = []
+    for i, row in enumerate(plan.rows):
+        new = {**row, "split": plan.split[i], "shard": None, "index": None}
+        if i in plan.decided:
+            new["status"], new["error"] = plan.decided[i]
+        else:
+            name, (_, status, error, index, width, height), candidate = placed[i]
+            new.update(status=status, error=error, caption=candidate.caption, image_sha256=candidate.sha256)
+            if status == manifest.STATUS_OK:
+                new.update(shard=name, index=index, width=width, height=height)
+        rows.append(new)
+    return manifest.from_rows(rows)
+

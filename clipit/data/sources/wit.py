@@ -1,0 +1,177 @@
+"""WIT (Wikipedia-based Image Text): the gzipped TSVs -> one language's images + manifest.
+
+The TSVs (about 25 GB for all languages) are streamed in chunks; only rows of the wanted language are
+kept in memory. Of those, a row is `filtered` (kept in the manifest with the reason, not downloaded)
+when its reference description is empty, its image is not JPEG/PNG, or (optional) the description is
+mostly proper nouns, which CLIP-Italian also dropped: "Giuseppe Garibaldi" teaches a model little.
+Citation markers such as "[27]" are stripped from descriptions.
+
+Keys are `wit/<file name>/<data row>` (0-based, header not counted); the split is drawn from the image URL, so an image that appears on
+several pages (one row each) never lands in both train and val. A URL is downloaded once for all its
+rows.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+from clipit.config.data import DownloadSettings, WitSource
+from clipit.data import manifest
+from clipit.data.sources import img2dataset_run, summary
+from clipit.errors import ConfigError, DataError
+
+SOURCE = "wit"
+COLUMNS = (
+    "language", "page_url", "image_url", "page_title", "section_title", "hierarchical_section_title",
+    "caption_reference_description", "caption_attribution_description", "caption_alt_text_description",
+    "mime_type", "original_height", "original_width", "is_main_image", "attribution_passes_lang_id",
+    "page_changed_recently", "context_page_description", "context_section_description",
+)  # fmt: skip
+NEEDED = ("language", "image_url", "caption_reference_description", "mime_type", "page_url", "page_title")
+CHUNK_ROWS = 100_000
+IMAGE_TYPES = {"image/jpeg", "image/png"}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_CITATION = re.compile(r"\s*\[\s*\d+\s*\]")
+_WORD = re.compile(r"[^\W\d_]+")
+# Italian (and a few English) function words: neither proper nouns nor content, so not counted.
+_FUNCTION_WORDS = frozenset(
+    "il lo la i gli le un uno una di del dello della dei degli delle a al allo alla ai agli alle da dal "
+    "dallo dalla dai dagli dalle in nel nello nella nei negli nelle con col su sul sullo sulla sui sugli "
+    "sulle per tra fra e ed o od che come sono è anche non si the of and in on at to a an".split()
+)
+
+
+def strip_citations(text: str) -> str:
+    """'Il Duomo[3] di Milano [27].' -> 'Il Duomo di Milano.'"""
+    return " ".join(_CITATION.sub("", text).split())
+
+
+def proper_noun_fraction(caption: str) -> float:
+    """Share of capitalised words among the content words, not counting the sentence-initial word.
+
+    A caption whose only content word opens it ("Roma") counts that word, so it scores 1.
+    """
+    tokens = _WORD.findall(caption)
+    content = [(i, w) for i, w in enumerate(tokens) if w.lower() not in _FUNCTION_WORDS]
+    counted = [w for i, w in content if i != 0] or [w for _, w in content]
+    if not counted:
+        return 0.0
+    return sum(w[0].isupper() for w in counted) / len(counted)
+
+
+def is_jpeg_or_png(mime_type: str, url: str) -> bool:
+    if mime_type:
+        return mime_type.strip().lower() in IMAGE_TYPES
+    return url.lower().split("?")[0].endswith(IMAGE_SUFFIXES)
+
+
+def filter_reason(caption: str, mime_type: str, url: str, source: WitSource) -> str | None:
+    """Why a row of the right language is not downloaded (None: it is)."""
+    if not url:
+        return "no image URL"
+    if not caption:
+        return "empty caption_reference_description"
+    if not is_jpeg_or_png(mime_type, url):
+        return f"not JPEG/PNG ({mime_type or 'unknown type'})"
+    if source.proper_noun_filter and proper_noun_fraction(caption) > source.max_proper_noun_fraction:
+        return "mostly proper nouns"
+    return None
+
+
+def read_rows(source: WitSource) -> tuple[list[dict[str, Any]], int]:
+    """Rows of `source.lang` from every TSV (cleaned, with a filter reason), and how many rows were read."""
+    rows: list[dict[str, Any]] = []
+    read = 0
+    kept = 0
+    for path in source.tsv:
+        for chunk in _chunks(Path(path)):
+            read += len(chunk)
+            chunk = chunk[chunk["language"] == source.lang]
+            for row_number, record in zip(chunk.index, chunk.to_dict("records"), strict=True):
+                caption = strip_citations(record["caption_reference_description"])
+                url = record["image_url"].strip()
+                reason = filter_reason(caption, record["mime_type"], url, source)
+                rows.append({"file": Path(path).name, "row": int(row_number), "caption": caption, "url": url,
+                             "reason": reason, "record": record})  # fmt: skip
+                kept += reason is None
+                if source.limit is not None and kept >= source.limit:
+                    return rows, read
+    return rows, read
+
+
+def _chunks(path: Path):
+    """DataFrame chunks of one TSV; their index is the 0-based data row number across chunks."""
+    import pandas as pd  # here, not at the top: `clipit --help` should not pay for it
+
+    if not path.is_file():
+        raise DataError(f"WIT TSV {path} does not exist", "pass --tsv with WIT's .tsv.gz files")
+    try:
+        with warnings.catch_warnings():
+            # index_col=False: a row with one field too many must not turn column 1 into the index;
+            # pandas then drops the extra field with a ParserWarning, which is an error here.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            reader = pd.read_csv(
+                path,
+                sep="\t",
+                dtype=str,
+                keep_default_na=False,
+                index_col=False,
+                chunksize=CHUNK_ROWS,
+                compression="infer",
+                encoding="utf-8",
+            )
+            with reader:
+                for chunk in reader:
+                    missing = [c for c in NEEDED if c not in chunk.columns]
+                    if missing:
+                        raise DataError(
+                            f"{path}: missing column(s) {', '.join(missing)}",
+                            f"WIT TSVs have a header with {', '.join(COLUMNS[:7])}, ...",
+                        )
+                    yield chunk
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        raise DataError(
+            f"{path}: malformed TSV: {' '.join(str(exc).split())}", "is this a WIT TSV?"
+        ) from None
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc}", "is this a (gzipped) WIT TSV?") from None
+
+
+def run(source: WitSource, download: DownloadSettings, val_fraction: float) -> dict[str, Any]:
+    """Filter, download and write `source.out`/manifest.parquet + summary.json."""
+    if not source.tsv:
+        raise ConfigError("no WIT TSV given", "pass --tsv FILE... or set data.wit.tsv in the config")
+    rows, read = read_rows(source)
+    out = Path(source.out)
+    wanted = [row["url"] if row["reason"] is None else None for row in rows]
+    fetched = img2dataset_run.download_rows(wanted, out, download)
+    manifest_rows = []
+    for row, result in zip(rows, fetched, strict=True):
+        record = row["record"]
+        key = f"{SOURCE}/{row['file']}/{row['row']}"
+        meta = {
+            k: record.get(k)
+            for k in ("page_url", "page_title", "section_title", "mime_type", "is_main_image")
+        }
+        if row["reason"] is None:
+            fields, meta = result.manifest_fields(), {**meta, **result.meta()}
+        else:
+            fields = {"status": manifest.STATUS_FILTERED, "error": row["reason"]}
+        manifest_rows.append(
+            {
+                "key": key,
+                "source": SOURCE,
+                "url": row["url"] or None,
+                "caption": row["caption"] or None,
+                "caption_en": None,
+                "lang": source.lang,
+                "split": manifest.split_for_key(f"{SOURCE}/{row['url']}", val_fraction),
+                "meta": {"file": row["file"], "row": row["row"], **meta},
+                **fields,
+            }
+        )
+    return summary.finish(manifest_rows, out, SOURCE, rows_read=read, lang=source.lang,
+                          inputs=[str(p) for p in source.tsv])  # fmt: skip

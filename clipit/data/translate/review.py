@@ -1,0 +1,126 @@
+"""`--sample N`: a review sheet (CSV + HTML) of machine translations for people to rate.
+
+The sample is N rows chosen by a hash of their key, so the same rows come back on every run (a rating
+started yesterday still matches). Candidates: rows being translated, rows translated by an earlier run
+(their translation comes from the cache), and rows whose source gave a caption in the target language
+(MSCOCO-IT, the synthetic set): their English is translated for the sheet only (through the cache, so
+once) and the source's caption is the reference. A caption we translated (`meta.translated_by`) is
+never used as a reference. Where references exist, corpus chrF and
+BLEU (sacrebleu, default settings) are computed over those rows and shown at the top of the HTML.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from clipit import atomic
+from clipit.data import manifest
+from clipit.data.translate.packing import normalise
+
+TRANSLATED_BY = "translated_by"  # meta key set on rows whose caption is a machine translation
+COLUMNS = ("key", "caption_en", "machine_translation", "reference", "rating_1_to_5", "comment")
+
+
+def review_paths(output: Path) -> tuple[Path, Path]:
+    stem = output.name.removesuffix(".parquet")
+    return output.with_name(f"{stem}.review.csv"), output.with_name(f"{stem}.review.html")
+
+
+def choose_rows(table: pa.Table, target: str, selected: Sequence[int], n: int) -> list[dict[str, Any]]:
+    """Up to `n` rows: ones being translated, and ones whose existing caption can be a reference."""
+    if n <= 0:
+        return []
+    wanted = set(selected)
+    candidates: list[dict[str, Any]] = []
+    columns = {
+        name: table.column(name).to_pylist()
+        for name in ("key", "caption", "caption_en", "lang", "status", "meta")
+    }
+    for i, key in enumerate(columns["key"]):
+        english = normalise(columns["caption_en"][i] or "")
+        if not english or columns["status"][i] != manifest.STATUS_OK:
+            continue
+        in_target = columns["caption"][i] is not None and columns["lang"][i] == target
+        if i in wanted or in_target:
+            machine = TRANSLATED_BY in json.loads(columns["meta"][i] or "{}")
+            reference = columns["caption"][i] if in_target and not machine else None
+            candidates.append({"key": key, "caption_en": english, "reference": reference})
+    candidates.sort(key=lambda row: hashlib.sha256(row["key"].encode("utf-8")).digest())
+    return sorted(candidates[:n], key=lambda row: row["key"])
+
+
+def scores(pairs: Sequence[tuple[str, str]]) -> dict[str, float]:
+    """Corpus chrF and BLEU of (hypothesis, reference) pairs."""
+    if not pairs:
+        return {}
+    import sacrebleu
+
+    hypotheses = [h for h, _ in pairs]
+    references = [[r for _, r in pairs]]
+    return {
+        "chrF": float(sacrebleu.corpus_chrf(hypotheses, references).score),
+        "BLEU": float(sacrebleu.corpus_bleu(hypotheses, references).score),
+        "rows": float(len(pairs)),
+    }
+
+
+def write_sheet(
+    output: Path, sample: Sequence[dict[str, Any]], translations: dict[str, str]
+) -> tuple[list[Path], dict[str, float]]:
+    rows = [
+        {
+            "key": row["key"],
+            "caption_en": row["caption_en"],
+            "machine_translation": translations.get(row["caption_en"], ""),
+            "reference": row["reference"] or "",
+            "rating_1_to_5": "",
+            "comment": "",
+        }
+        for row in sample
+    ]
+    result = scores(
+        [
+            (r["machine_translation"], r["reference"])
+            for r in rows
+            if r["reference"] and r["machine_translation"]
+        ]
+    )
+    csv_path, html_path = review_paths(output)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic.write_text(csv_path, buffer.getvalue())
+    atomic.write_text(html_path, _html(rows, result))
+    return [csv_path, html_path], result
+
+
+def _html(rows: Sequence[dict[str, str]], result: dict[str, float]) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(name)}</th>" for name in COLUMNS)
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{esc(row[name])}</td>" for name in COLUMNS) + "</tr>" for row in rows
+    )
+    if result:
+        summary = (
+            f"<p>Against {int(result['rows'])} references: chrF {result['chrF']:.1f}, "
+            f"BLEU {result['BLEU']:.1f} (sacrebleu corpus scores).</p>"
+        )
+    else:
+        summary = "<p>No references in this sample: rate each translation from 1 (wrong) to 5 (perfect).</p>"
+    return (
+        "<!doctype html>\n<html><head><meta charset='utf-8'><title>Translation review</title>"
+        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
+        "table{border-collapse:collapse}</style></head><body>\n"
+        f"<h1>Translation review ({len(rows)} rows)</h1>\n{summary}\n"
+        f"<table><tr>{head}</tr>\n{body}\n</table></body></html>\n"
+    )

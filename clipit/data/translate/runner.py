@@ -1,0 +1,193 @@
+"""`run(cfg)`: translate a manifest's `caption_en` into `caption`, paying for each text once.
+
+Which rows: status `ok` (a row without an image is never paid for), a non-empty `caption_en`, and a
+`caption` that is null or in another language than the target. Identical captions (after collapsing
+whitespace) are translated once. The cache is consulted first and committed as results arrive, so a
+rerun after a kill (or after a finished run) sends requests only for what is still missing.
+
+Per-row outcome, written to the manifest at the end (atomically):
+- translated: `caption` = the translation, `lang` = target, `meta.translated_by` = the backend (so a
+  machine caption is never mistaken for a reference); an `error` left by an earlier failed
+  translation ("translate: ...") is cleared.
+- failed: `caption` stays null, `error` = "translate: <why>", `status` unchanged (build-shards keeps
+  only rows with a caption, so the row waits for the next run rather than being dropped for good).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from clipit.config.translate import TranslateConfig
+from clipit.console import err_console, progress, warn
+from clipit.data import manifest
+from clipit.data.translate import review
+from clipit.data.translate.cache import TranslationCache
+from clipit.data.translate.dispatch import DispatchResult, translate_local, translate_remote
+from clipit.data.translate.packing import normalise
+from clipit.data.translate.providers import Provider, ProviderSpec, provider_spec
+from clipit.errors import ConfigError, NetworkError
+
+ERROR_PREFIX = "translate: "
+
+
+@dataclass
+class TranslateSummary:
+    output: Path
+    rows_selected: int = 0  # rows that needed a caption
+    rows_translated: int = 0  # of those, filled now
+    rows_failed: int = 0
+    unique_texts: int = 0  # distinct captions among the selected rows (+ review sample)
+    cached: int = 0  # distinct captions found in the cache: no request
+    translated: int = 0  # distinct captions translated by the backend in this run
+    failed: int = 0  # distinct captions that failed
+    requests: int = 0  # HTTP requests (retries included), or model batches for marian
+    fallbacks: int = 0  # packs whose reply did not split back (resent one by one)
+    seconds: float = 0.0
+    review_files: list[Path] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def line(self) -> str:
+        text = (
+            f"translated {self.translated}, cached {self.cached}, failed {self.failed} "
+            f"(unique captions; {self.rows_translated}/{self.rows_selected} rows filled), "
+            f"requests sent {self.requests}"
+        )
+        if self.fallbacks:
+            text += f", {self.fallbacks} packs resent one by one"
+        return text + f", {self.seconds:.1f} s"
+
+
+def run(cfg: TranslateConfig) -> TranslateSummary:
+    started = time.monotonic()
+    if cfg.input is None:
+        raise ConfigError(
+            "translate.input: no manifest given", "pass --input MANIFEST or set translate.input"
+        )
+    if not cfg.to.strip():
+        raise ConfigError("translate.to: empty target language", "e.g. --to it")
+    if cfg.to == cfg.source_lang:
+        raise ConfigError(
+            f"translate.to: target {cfg.to!r} is the source language", "set --to to another language"
+        )
+    source_path = Path(cfg.input)
+    if source_path.is_dir():
+        source_path = source_path / manifest.MANIFEST_NAME
+    table = manifest.read(source_path)
+    output = Path(cfg.output) if cfg.output is not None else source_path
+    spec = provider_spec(cfg)  # a bad backend, endpoint or key fails before any work
+
+    selected, texts = _select_rows(table, cfg.to)
+    sample = review.choose_rows(table, cfg.to, selected, cfg.sample)
+    wanted = list(dict.fromkeys([*texts.values(), *(normalise(r["caption_en"]) for r in sample)]))
+    summary = TranslateSummary(output=output, rows_selected=len(selected), unique_texts=len(wanted))
+
+    with TranslationCache(cfg.cache, spec.cache_name, cfg.source_lang, cfg.to) as cache:
+        known = cache.lookup(wanted)
+        todo = [text for text in wanted if text not in known]
+        summary.cached = len(known)
+        result = _dispatch(cfg, spec, todo, cache)
+    translations = {**known, **result.translated}
+    summary.translated, summary.failed = len(result.translated), len(result.failed)
+    summary.requests, summary.fallbacks = result.requests, result.fallbacks
+
+    table = _fill(table, cfg.to, spec.cache_name, texts, translations, result.failed, summary)
+    manifest.write(table, output)
+    if sample:
+        summary.review_files, summary.scores = review.write_sheet(output, sample, translations)
+    summary.seconds = time.monotonic() - started
+    if result.aborted:
+        raise NetworkError(
+            f"translation with {spec.name} stopped: {result.aborted}; {summary.line()}; {output} written",
+            "check --endpoint, the network or the API key, then rerun: finished work is cached and not resent",
+        )
+    if summary.failed:
+        warn(f"{summary.failed} captions failed (see the 'error' column); a rerun retries only those")
+    return summary
+
+
+def _select_rows(table: pa.Table, target: str) -> tuple[list[int], dict[int, str]]:
+    """Indices of rows that need a caption, and each one's normalised English text."""
+    status = table.column("status").to_pylist()
+    captions = table.column("caption").to_pylist()
+    langs = table.column("lang").to_pylist()
+    english = table.column("caption_en").to_pylist()
+    selected: list[int] = []
+    texts: dict[int, str] = {}
+    for i, (st, caption, lang, en) in enumerate(zip(status, captions, langs, english, strict=True)):
+        if st != manifest.STATUS_OK or (caption is not None and lang == target):
+            continue
+        text = normalise(en) if en else ""
+        if text:
+            selected.append(i)
+            texts[i] = text
+    return selected, texts
+
+
+def _dispatch(
+    cfg: TranslateConfig, spec: ProviderSpec, todo: list[str], cache: TranslationCache
+) -> DispatchResult:
+    if not todo:
+        return DispatchResult()
+    with progress() as bar:
+        task = bar.add_task(f"translate ({spec.name})", total=len(todo))
+
+        def advance(count: int) -> None:
+            bar.advance(task, count)
+
+        if spec.name == "marian":
+            from clipit.data.translate.marian import MarianModel
+
+            return translate_local(
+                lambda: MarianModel(cfg.marian_model), todo, cfg.batch_size, cache, advance
+            )
+        return translate_remote(Provider(cfg), todo, cfg, cache, advance)
+
+
+def _fill(
+    table: pa.Table,
+    target: str,
+    backend: str,
+    texts: dict[int, str],
+    translations: dict[str, str],
+    failed: dict[str, str],
+    summary: TranslateSummary,
+) -> pa.Table:
+    captions = table.column("caption").to_pylist()
+    langs = table.column("lang").to_pylist()
+    errors = table.column("error").to_pylist()
+    metas = table.column("meta").to_pylist()
+    for i, text in texts.items():
+        if text in translations:
+            captions[i], langs[i] = translations[text], target
+            meta = json.loads(metas[i]) if metas[i] else {}
+            meta[review.TRANSLATED_BY] = backend
+            metas[i] = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+            if errors[i] is not None and errors[i].startswith(ERROR_PREFIX):
+                errors[i] = None
+            summary.rows_translated += 1
+        else:
+            errors[i] = ERROR_PREFIX + failed.get(text, "not attempted (the run stopped early)")
+            summary.rows_failed += 1
+    for name, values in (("caption", captions), ("lang", langs), ("error", errors), ("meta", metas)):
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, table.schema.field(name), pa.array(values, pa.string()))
+    return table
+
+
+def report(summary: TranslateSummary) -> None:
+    """The summary on stderr (the CLI prints the output path on stdout); lines are never wrapped."""
+
+    def info(text: str) -> None:
+        err_console.print(text, markup=False, soft_wrap=True)
+
+    info(summary.line())
+    if summary.scores:
+        s = summary.scores
+        info(f"review sample against {int(s['rows'])} references: chrF {s['chrF']:.1f}, BLEU {s['BLEU']:.1f}")
+    for path in summary.review_files:
+        info(f"review sheet: {path}")

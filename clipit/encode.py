@@ -1,0 +1,278 @@
+"""Batched encoding of images and texts with a loaded model: the one place eval, embed and search use.
+
+`open_model(M)` accepts what `--model` accepts (DESIGN §2): a clipit run folder (latest checkpoint), a
+Hugging Face VisionTextDualEncoder folder, or a hub id. It returns an `Encoder` whose two methods give
+float32, L2-normalised rows:
+
+- `encode_images(paths or PIL images)`: decoding and the eval transform (clipit.data.preprocess, the same
+  as CLIPImageProcessor) run in a thread pool ahead of the model, so decoding overlaps the forward pass.
+  An unreadable image is reported (a warning naming it) and counted, never fatal: the result says which
+  inputs were kept.
+- `encode_texts(texts)`: tokenised once, padded to the longest text of the call (rounded up to 8, at most
+  the model's limit) rather than to the limit: BERT's output does not depend on padding, and short
+  prompts then cost a fraction of the time.
+
+Each call jit-compiles one function of fixed shape: batches are all `batch_size` rows (the last one
+padded), so XLA compiles once per call, not once per distinct batch size.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from PIL import Image
+
+from clipit.console import progress, warn
+from clipit.errors import ClipitError, DataError, ModelError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+MAX_FAILURES_SHOWN = 20  # warnings past this are summarised in one line
+RUN_EXPORT = "export"  # where `clipit train` writes the run's HF export
+DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def list_images(root: Path) -> list[Path]:
+    """Image files under `root` (recursive, hidden entries skipped), sorted by relative POSIX path."""
+    root = Path(root)
+    found: list[tuple[str, Path]] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                path = Path(folder) / name
+                found.append((path.relative_to(root).as_posix(), path))
+    return [path for _, path in sorted(found)]
+
+
+@dataclass(frozen=True)
+class EncodedImages:
+    """Embeddings of the readable inputs, in input order, and what happened to the others."""
+
+    vectors: np.ndarray  # float32 [len(kept), D], rows L2-normalised
+    kept: np.ndarray  # int64 indices of the inputs that were encoded
+    failures: list[tuple[int, str]] = field(default_factory=list)  # (input index, reason)
+
+
+@dataclass
+class Encoder:
+    model: nnx.Module
+    tokenizer: object
+    image_size: int
+    max_text_length: int
+    name: str
+    dtype: str = "float32"
+    _compiled: dict[str, Callable] = field(default_factory=dict, repr=False)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.projection_dim)
+
+    # -- images -------------------------------------------------------------------------------------
+    def encode_images(
+        self, items: Sequence[Path | str | Image.Image], *, batch_size: int = 64, description: str = "images"
+    ) -> EncodedImages:
+        """Encode images (paths or PIL images); unreadable ones are warned about and left out."""
+        from clipit.data.preprocess import eval_transform, load_image, to_rgb
+
+        def prepare(item) -> np.ndarray | str:
+            try:
+                pixels = to_rgb(item) if isinstance(item, Image.Image) else load_image(Path(item))
+                return eval_transform(pixels, self.image_size)
+            except (ClipitError, OSError, ValueError, Image.DecompressionBombError) as exc:
+                return getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+
+        batch = _batch_rows(batch_size, len(items))
+        encode = self._function("image")
+        vectors: list[np.ndarray] = []
+        kept: list[int] = []
+        failures: list[tuple[int, str]] = []
+        with ThreadPoolExecutor(DECODE_THREADS) as pool, progress() as bar:
+            task = bar.add_task(f"encoding {description}", total=len(items))
+            pending: list[tuple[int, np.ndarray]] = []
+            for index, prepared in enumerate(_prefetch(pool, prepare, items, depth=2 * batch)):
+                if isinstance(prepared, str):
+                    failures.append((index, prepared))
+                    _warn_failure(len(failures), items[index], prepared)
+                    bar.advance(task)
+                else:
+                    pending.append((index, prepared))
+                if len(pending) == batch or (index == len(items) - 1 and pending):
+                    pixels = np.stack([p for _, p in pending])
+                    vectors.append(self._run(encode, pixels, batch))
+                    kept += [i for i, _ in pending]
+                    bar.advance(task, len(pending))
+                    pending = []
+        if len(failures) > MAX_FAILURES_SHOWN:
+            warn(f"{len(failures)} images could not be read in all ({len(failures) - MAX_FAILURES_SHOWN} not shown)")
+        out = np.concatenate(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+        return EncodedImages(out, np.array(kept, dtype=np.int64), failures)
+
+    # -- texts --------------------------------------------------------------------------------------
+    def encode_texts(self, texts: Sequence[str], *, batch_size: int = 64, description: str = "texts") -> np.ndarray:
+        """Encode texts; float32 [len(texts), D]."""
+        from clipit.data.text import tokenize
+
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        ids, mask = tokenize(self.tokenizer, texts, self.max_text_length)
+        length = min(ids.shape[1], _round_up(int(mask.sum(axis=1).max()), 8))
+        ids, mask = np.asarray(ids[:, :length], np.int32), np.asarray(mask[:, :length], np.int32)
+        batch = _batch_rows(batch_size, len(texts))
+        encode = self._function("text")
+        out: list[np.ndarray] = []
+        with progress() as bar:
+            task = bar.add_task(f"encoding {description}", total=len(texts))
+            for start in range(0, len(texts), batch):
+                out.append(self._run(encode, (ids[start : start + batch], mask[start : start + batch]), batch))
+                bar.advance(task, min(batch, len(texts) - start))
+        return np.concatenate(out)
+
+    # -- compiled forward passes --------------------------------------------------------------------
+    def _function(self, kind: str) -> Callable:
+        """The jitted forward pass of `kind` bound to this model's state.
+
+        The jitted functions are module-level with the graph definition as a static argument, so two
+        encoders of the same architecture (several --model runs, or a model opened twice) share
+        compiled code instead of compiling again.
+        """
+        if kind not in self._compiled:
+            graphdef, state = nnx.split(self.model)
+            forward = _encode_image if kind == "image" else _encode_text
+            self._compiled[kind] = lambda inputs: forward(graphdef, state, inputs)
+        return self._compiled[kind]
+
+    def _run(self, encode: Callable, inputs, batch: int) -> np.ndarray:
+        """Pad to `batch` rows (one compiled shape), run, drop the padding, re-normalise in float32."""
+        rows = len(inputs[0]) if isinstance(inputs, tuple) else len(inputs)
+        padded = jax.tree.map(lambda a: _pad_rows(a, batch), inputs)
+        vectors = np.asarray(encode(padded), dtype=np.float32)[:rows]
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _encode_image(graphdef, state, pixels):
+    return nnx.merge(graphdef, state).encode_image(pixels)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _encode_text(graphdef, state, inputs):
+    return nnx.merge(graphdef, state).encode_text(*inputs)
+
+
+def _batch_rows(batch_size: int, count: int) -> int:
+    """`batch_size`, or for fewer items the next power of two: few distinct shapes, little padding."""
+    return max(1, min(batch_size, 1 << max(0, count - 1).bit_length()))
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return max(multiple, -(-value // multiple) * multiple)
+
+
+def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    array = np.asarray(array)
+    if len(array) == rows:
+        return array
+    return np.concatenate([array, np.zeros((rows - len(array), *array.shape[1:]), array.dtype)])
+
+
+def _prefetch(pool: ThreadPoolExecutor, fn: Callable, items: Sequence, depth: int) -> Iterator:
+    """fn(item) for each item in order, with up to `depth` items in flight in the pool."""
+    futures = []
+    for item in items:
+        futures.append(pool.submit(fn, item))
+        if len(futures) > depth:
+            yield futures.pop(0).result()
+    for future in futures:
+        yield future.result()
+
+
+def _warn_failure(number: int, item, reason: str) -> None:
+    if number <= MAX_FAILURES_SHOWN:
+        name = str(item) if not isinstance(item, Image.Image) else "<PIL image>"
+        warn(f"skipping unreadable image: {reason if reason.startswith(name) else f'{name}: {reason}'}")
+
+
+# -- opening a model -------------------------------------------------------------------------------
+def open_model(spec: str | Path, *, dtype: str = "float32") -> Encoder:
+    """Load a clipit run folder, an HF VisionTextDualEncoder folder or a hub id, ready to encode."""
+    from clipit.data.text import load_tokenizer
+
+    compute_dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(dtype)
+    if compute_dtype is None:
+        raise ModelError(f"unknown dtype {dtype!r}", "use float32 or bfloat16")
+    path = Path(spec).expanduser()
+    if path.is_dir() and not (path / "checkpoints").is_dir() and (path / RUN_EXPORT / "config.json").is_file():
+        path = spec = path / RUN_EXPORT  # a run whose checkpoints were pruned: its final export
+    if path.is_dir() and _is_run_folder(path):
+        from clipit.train.checkpoint import load_run_model
+
+        model, model_cfg, tokenizer_path = load_run_model(path)
+        if tokenizer_path is None:
+            raise ModelError(f"{path}: the run's config names no tokenizer", "set model.tokenizer in its config")
+        image_size, max_length = model_cfg.vision.image_size, model_cfg.max_text_length
+        if compute_dtype != jnp.float32:
+            model = _with_compute_dtype(model, compute_dtype)
+    else:
+        from clipit.models import load_dual_encoder
+
+        model, hf_dir = load_dual_encoder(str(spec), dtype=compute_dtype)
+        tokenizer_path = hf_dir
+        image_size, max_length = _hf_sizes(Path(hf_dir))
+    tokenizer = load_tokenizer(str(tokenizer_path))
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < max_length:
+        max_length = limit
+    return Encoder(model, tokenizer, image_size, max_length, name=str(spec), dtype=dtype)
+
+
+def _is_run_folder(path: Path) -> bool:
+    """A clipit run has its resolved config and checkpoints; an HF folder has config.json at its root."""
+    from clipit.config.load import RESOLVED_CONFIG_NAME
+
+    return (path / "checkpoints").is_dir() and (path / RESOLVED_CONFIG_NAME).is_file()
+
+
+def _hf_sizes(hf_dir: Path) -> tuple[int, int]:
+    """Image side from preprocessor_config.json (crop size; else the vision config); max tokens from
+    the text config's position embeddings."""
+    try:
+        config = json.loads((hf_dir / "config.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {hf_dir / 'config.json'}: {exc}", "pass a VisionTextDualEncoder folder") from None
+    image_size = int(config.get("vision_config", {}).get("image_size", 224))
+    processor_file = hf_dir / "preprocessor_config.json"
+    if processor_file.is_file():
+        processor = json.loads(processor_file.read_text())
+        crop = processor.get("crop_size")
+        if isinstance(crop, dict) and "height" in crop:
+            image_size = int(crop["height"])
+        elif isinstance(crop, int):
+            image_size = crop
+    max_length = int(config.get("text_config", {}).get("max_position_embeddings", 512))
+    return image_size, max_length
+
+
+def _with_compute_dtype(model: nnx.Module, dtype) -> nnx.Module:
+    """The same parameters in a model built to compute in `dtype` (parameters stay float32)."""
+    from clipit.models import DualEncoder
+
+    if not isinstance(model, DualEncoder):
+        raise DataError("bfloat16 needs a DualEncoder model", "use --dtype float32")
+    twin = nnx.eval_shape(
+        lambda: DualEncoder(
+            model.vision_sizes, model.text_sizes, model.projection_dim, dtype=dtype, rngs=nnx.Rngs(0)
+        )
+    )
+    nnx.update(twin, nnx.state(model))
+    return twin

@@ -1,0 +1,123 @@
+"""Zero-shot classification (DESIGN §7): ImageNet-IT, and the synthetic set per attribute.
+
+The classifier is open_clip's and clip_benchmark's: for each class, embed every template filled with
+the class name, L2-normalise, average over templates and re-normalise; an image is predicted by cosine
+against these class vectors. Metrics are in clipit.eval.metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clipit.config.eval import EvalConfig
+from clipit.console import info
+from clipit.errors import ConfigError, DataError
+from clipit.eval import classnames as names
+from clipit.eval.image_sets import LabelledImages, class_folders, labels_file
+from clipit.eval.metrics import zero_shot_metrics
+from clipit.eval.report import ZERO_SHOT_TASK, EvalResult
+
+IMAGENET_KEY = "imagenet1k"  # the key of CLIP_benchmark's JSON files
+
+
+def build_classifier(encoder, classnames: list[str], templates: list[str], *, batch_size: int) -> np.ndarray:
+    """[n_classes, D] unit vectors: the re-normalised mean of each class's normalised template embeddings."""
+    texts = [names.fill(template, name) for name in classnames for template in templates]
+    vectors = encoder.encode_texts(texts, batch_size=batch_size, description="class prompts")
+    vectors = vectors.reshape(len(classnames), len(templates), -1)
+    vectors = vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+    mean = vectors.mean(axis=1)
+    return mean / np.linalg.norm(mean, axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One labelled image set with its class names and templates; `name` prefixes its metrics."""
+
+    name: str
+    images: LabelledImages
+    classnames: list[str]
+    templates: list[str]
+
+
+def evaluate(encoder, tasks: list[Task], *, dataset: str, model_name: str, batch_size: int) -> EvalResult:
+    """Encode each task's images once and classify them; metrics are prefixed `<task>/` when there are
+    several tasks (the synthetic attributes) and carry the chance level of each task beside them."""
+    metrics: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for task in tasks:
+        prefix = f"{task.name}/" if len(tasks) > 1 else ""
+        classifier = build_classifier(encoder, task.classnames, task.templates, batch_size=batch_size)
+        encoded = encoder.encode_images(task.images.paths, batch_size=batch_size, description=f"{task.name} images")
+        if not len(encoded.kept):
+            raise DataError(f"no image of {task.name} could be read", "check the data folder")
+        labels = task.images.labels[encoded.kept]
+        for key, value in zero_shot_metrics(encoded.vectors, labels, classifier).items():
+            metrics[prefix + key] = value
+        if len(tasks) > 1:
+            metrics[prefix + "chance"] = 1.0 / len(task.classnames)
+        counts[prefix + "images"] = len(encoded.kept)
+        counts[prefix + "unreadable_images"] = len(encoded.failures)
+        counts[prefix + "classes"] = len(task.classnames)
+    return EvalResult(dataset=dataset, model=model_name, task=ZERO_SHOT_TASK, metrics=metrics, counts=counts)
+
+
+def imagenet_task(
+    data: Path,
+    *,
+    classnames: Path | None,
+    templates: Path | None,
+    labels: Path | None,
+    cache_dir: Path,
+    base_url: str = names.CLIP_BENCHMARK_BASE_URL,
+) -> Task:
+    """ImageNet-IT: class names and templates from the given files or CLIP_benchmark's (downloaded once)."""
+    classnames_path = classnames or names.fetch_pinned(names.CLASSNAMES_FILE, cache_dir, base_url=base_url)
+    class_list = names.read_classnames(classnames_path, IMAGENET_KEY)
+    if templates is not None:
+        template_list = names.read_templates(templates, IMAGENET_KEY)
+    else:
+        template_list = names.default_templates_for(classnames) or names.read_templates(
+            names.fetch_pinned(names.TEMPLATES_FILE, cache_dir, base_url=base_url), IMAGENET_KEY
+        )
+    wnids = names.read_wnids(classnames_path)
+    if labels is not None:
+        images = labels_file(labels, data, len(class_list), wnids)
+    else:
+        images = class_folders(data, len(class_list), wnids)
+    info(f"{data}: {len(images.paths)} images, {len(class_list)} classes, {len(template_list)} templates")
+    return Task("imagenet", images, class_list, template_list)
+
+
+def run(cfg: EvalConfig) -> list[EvalResult]:
+    """Evaluate every model of `cfg.model` on `cfg.zero_shot` (the data is read once)."""
+    from clipit.encode import open_model
+
+    settings = cfg.zero_shot
+    if not cfg.model:
+        raise ConfigError("no model to evaluate", "pass --model M (repeatable) or set eval.model")
+    if settings.data is None:
+        raise ConfigError("no data folder given", "pass --data DIR or set eval.zero_shot.data")
+    if settings.dataset == "synthetic":
+        from clipit.eval.synthetic import synthetic_tasks
+
+        tasks = synthetic_tasks(settings.data, classnames=settings.classnames, templates=settings.templates)
+    else:
+        tasks = [
+            imagenet_task(
+                settings.data,
+                classnames=settings.classnames,
+                templates=settings.templates,
+                labels=settings.labels,
+                cache_dir=cfg.cache_dir,
+                base_url=cfg.classnames_url,
+            )
+        ]
+    results = []
+    for spec in cfg.model:
+        encoder = open_model(spec, dtype=cfg.dtype)
+        results.append(evaluate(encoder, tasks, dataset=settings.dataset, model_name=spec, batch_size=cfg.batch_size))
+    return results

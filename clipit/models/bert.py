@@ -1,0 +1,104 @@
+"""BERT, as transformers' `BertModel` computes it.
+
+embeddings (word + position + token type) -> LayerNorm -> dropout -> post-LN blocks (attention, dropout,
+residual, LayerNorm; dense + exact gelu, dense, dropout, residual, LayerNorm) -> pooler: tanh(dense(CLS)).
+Padding is masked out of attention through `attention_mask` (1 = token, 0 = padding). Dropout runs only
+when `deterministic=False`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from clipit.models.attention import SelfAttention
+from clipit.models.sizes import TextSizes
+from clipit.models.vit import exact_gelu
+
+_normal = nnx.initializers.normal(0.02)
+
+
+class BertEmbeddings(nnx.Module):
+    def __init__(self, sizes: TextSizes, *, dtype, rngs: nnx.Rngs) -> None:
+        width = sizes.hidden_size
+
+        def embed(count: int) -> nnx.Embed:
+            return nnx.Embed(count, width, dtype=dtype, embedding_init=_normal, rngs=rngs)
+
+        self.word_embeddings = embed(sizes.vocab_size)
+        self.position_embeddings = embed(sizes.max_position_embeddings)
+        self.token_type_embeddings = embed(sizes.type_vocab_size)
+        self.LayerNorm = nnx.LayerNorm(width, epsilon=sizes.layer_norm_eps, dtype=dtype, rngs=rngs)
+        self.dropout = nnx.Dropout(sizes.hidden_dropout_prob, rngs=rngs)
+
+    def __call__(self, input_ids, token_type_ids, *, deterministic: bool) -> jax.Array:
+        positions = jnp.arange(input_ids.shape[1])[None, :]
+        x = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(positions)
+            + self.token_type_embeddings(token_type_ids)
+        )
+        return self.dropout(self.LayerNorm(x), deterministic=deterministic)
+
+
+class BertLayer(nnx.Module):
+    def __init__(self, sizes: TextSizes, *, dtype, rngs: nnx.Rngs) -> None:
+        width, eps = sizes.hidden_size, sizes.layer_norm_eps
+        self.attention = SelfAttention(
+            width,
+            sizes.num_attention_heads,
+            dropout=sizes.attention_probs_dropout_prob,
+            dtype=dtype,
+            rngs=rngs,
+        )
+        self.attention_norm = nnx.LayerNorm(width, epsilon=eps, dtype=dtype, rngs=rngs)
+        self.intermediate = nnx.Linear(width, sizes.intermediate_size, dtype=dtype, rngs=rngs)
+        self.output = nnx.Linear(sizes.intermediate_size, width, dtype=dtype, rngs=rngs)
+        self.output_norm = nnx.LayerNorm(width, epsilon=eps, dtype=dtype, rngs=rngs)
+        self.dropout = nnx.Dropout(sizes.hidden_dropout_prob, rngs=rngs)
+
+    def __call__(self, x: jax.Array, mask: jax.Array, *, deterministic: bool) -> jax.Array:
+        attended = self.attention(x, mask, deterministic=deterministic)
+        x = self.attention_norm(x + self.dropout(attended, deterministic=deterministic))
+        hidden = self.output(exact_gelu(self.intermediate(x)))
+        return self.output_norm(x + self.dropout(hidden, deterministic=deterministic))
+
+
+class Bert(nnx.Module):
+    def __init__(self, sizes: TextSizes, *, dtype=jnp.float32, rngs: nnx.Rngs) -> None:
+        self.sizes = sizes
+        self.embeddings = BertEmbeddings(sizes, dtype=dtype, rngs=rngs)
+        self.layers = nnx.List(
+            [BertLayer(sizes, dtype=dtype, rngs=rngs) for _ in range(sizes.num_hidden_layers)]
+        )
+        self.pooler = nnx.Linear(sizes.hidden_size, sizes.hidden_size, dtype=dtype, rngs=rngs)
+
+    def encode(
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array | None = None,
+        token_type_ids: jax.Array | None = None,
+        *,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """The last hidden states [B, T, D]."""
+        if input_ids.shape[1] > self.sizes.max_position_embeddings:
+            raise ValueError(
+                f"{input_ids.shape[1]} tokens exceed max_position_embeddings "
+                f"{self.sizes.max_position_embeddings}; lower model.max_text_length"
+            )
+        if attention_mask is None:
+            attention_mask = jnp.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = jnp.zeros_like(input_ids)
+        mask = attention_mask.astype(bool)[:, None, None, :]  # [B, 1, 1, S]: keys that may be attended
+        x = self.embeddings(input_ids, token_type_ids, deterministic=deterministic)
+        for layer in self.layers:
+            x = layer(x, mask, deterministic=deterministic)
+        return x
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, *, deterministic=True):
+        """Pooled output [B, D]: tanh(dense(hidden state of [CLS]))."""
+        hidden = self.encode(input_ids, attention_mask, token_type_ids, deterministic=deterministic)
+        return jnp.tanh(self.pooler(hidden[:, 0]))

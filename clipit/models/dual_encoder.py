@@ -1,0 +1,94 @@
+"""The dual encoder: CLIP ViT image tower + BERT text tower + bias-free projections + a logit scale.
+
+It is transformers' `VisionTextDualEncoderModel` in Flax NNX. The attribute names are a contract:
+the trainer selects trainable parameters with regexes over '/'-joined paths such as
+`vision_model/layers/0/fc1/kernel`, `text_model/pooler/kernel`, `visual_projection/kernel`,
+`text_projection/kernel` and `logit_scale`, and hf_keys maps the same paths to HF names.
+
+Dropout randomness: every Dropout holds a fork of the 'dropout' stream of the `nnx.Rngs` given to the
+constructor (its key and counter are `nnx.RngState` variables inside the module). A pure jitted step
+over `nnx.split(model, nnx.Param, ...)` therefore passes that non-parameter state in and returns the
+advanced state out (`nnx.split` again after the forward pass); with `deterministic=True` it is unused.
+
+`dtype=jnp.bfloat16` computes in bf16 while parameters stay float32; outputs of the `*_features` and
+`project_*` methods are in the compute dtype and `encode_*` return float32.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from clipit.models.bert import Bert
+from clipit.models.sizes import TextSizes, VisionSizes
+from clipit.models.vit import VisionTransformer
+
+CLIP_LOGIT_SCALE_INIT = 2.6592  # log(1 / 0.07), CLIP's and transformers' default
+
+
+class DualEncoder(nnx.Module):
+    def __init__(
+        self,
+        vision: VisionSizes,
+        text: TextSizes,
+        projection_dim: int,
+        *,
+        logit_scale_init: float = CLIP_LOGIT_SCALE_INIT,
+        dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ) -> None:
+        self.projection_dim = projection_dim
+        self.dtype = dtype
+        self.vision_model = VisionTransformer(vision, dtype=dtype, rngs=rngs)
+        self.text_model = Bert(text, dtype=dtype, rngs=rngs)
+        self.visual_projection = nnx.Linear(
+            vision.hidden_size, projection_dim, use_bias=False, dtype=dtype, rngs=rngs
+        )
+        self.text_projection = nnx.Linear(
+            text.hidden_size, projection_dim, use_bias=False, dtype=dtype, rngs=rngs
+        )
+        self.logit_scale = nnx.Param(jnp.asarray(logit_scale_init, jnp.float32))  # log of the scale
+
+    @property
+    def vision_sizes(self) -> VisionSizes:
+        return self.vision_model.sizes
+
+    @property
+    def text_sizes(self) -> TextSizes:
+        return self.text_model.sizes
+
+    def image_features(self, pixel_values: jax.Array, *, deterministic: bool = True) -> jax.Array:
+        """Pooled image features [B, Dv] (post_layernorm of CLS), before the projection."""
+        return self.vision_model(pixel_values, deterministic=deterministic)
+
+    def text_features(
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array | None = None,
+        *,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """BERT's pooler output [B, Dt], before the projection."""
+        return self.text_model(input_ids, attention_mask, deterministic=deterministic)
+
+    def project_image(self, pooled: jax.Array) -> jax.Array:
+        """[B, Dv] -> [B, projection_dim], not normalised (HF's `get_image_features`)."""
+        return self.visual_projection(pooled)
+
+    def project_text(self, pooled: jax.Array) -> jax.Array:
+        """[B, Dt] -> [B, projection_dim], not normalised (HF's `get_text_features`)."""
+        return self.text_projection(pooled)
+
+    def encode_image(self, pixel_values: jax.Array) -> jax.Array:
+        """L2-normalised float32 image embeddings [B, projection_dim] (inference)."""
+        return l2_normalize(self.project_image(self.image_features(pixel_values)))
+
+    def encode_text(self, input_ids: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:
+        """L2-normalised float32 text embeddings [B, projection_dim] (inference)."""
+        return l2_normalize(self.project_text(self.text_features(input_ids, attention_mask)))
+
+
+def l2_normalize(x: jax.Array) -> jax.Array:
+    x = x.astype(jnp.float32)
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

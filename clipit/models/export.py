@@ -1,0 +1,123 @@
+"""Weights out: a DualEncoder as an HF VisionTextDualEncoder folder (DESIGN §3).
+
+transformers' PyTorch `VisionTextDualEncoderModel.from_pretrained` loads the folder with no missing or
+unexpected keys, and `AutoTokenizer` / `VisionTextDualEncoderProcessor` load from it. The folder is
+written beside its target under a temporary name and renamed into place, so a crash never leaves half
+an export where a good one was.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+from clipit.errors import ModelError
+from clipit.models import hf_keys
+from clipit.models.dual_encoder import DualEncoder
+
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+BICUBIC = 3  # PIL.Image.BICUBIC, the resample code transformers stores
+
+
+def export_hf(
+    model: DualEncoder, out_dir: str | Path, *, tokenizer_dir: str | Path, image_size: int | None = None
+) -> Path:
+    """Write `out_dir` (replacing an earlier export there); returns it."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not _replaceable(out_dir):
+        raise ModelError(
+            f"{out_dir}: exists and is not an earlier export (no config.json)",
+            hint="choose a new --out folder or remove that one",
+        )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        _write_config(model, staging)
+        _write_weights(model, staging / "model.safetensors")
+        _write_tokenizer(tokenizer_dir, staging)
+        _write_preprocessor(image_size or model.vision_sizes.image_size, staging)
+        _swap_into_place(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def hf_state_dict(model: DualEncoder) -> dict[str, np.ndarray]:
+    """Every parameter under its HF name and in HF's layout (float32)."""
+    tensors = {}
+    for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        key, transform = hf_keys.hf_key("/".join(str(p) for p in path))
+        tensors[key] = hf_keys.to_hf(np.asarray(variable.get_value(), dtype=np.float32), transform)
+    return tensors
+
+
+def _write_config(model: DualEncoder, folder: Path) -> None:
+    config = {
+        "architectures": ["VisionTextDualEncoderModel"],
+        "model_type": "vision-text-dual-encoder",
+        "projection_dim": model.projection_dim,
+        "logit_scale_init_value": float(model.logit_scale[...]),
+        "vision_config": model.vision_sizes.to_hf(model.projection_dim),
+        "text_config": model.text_sizes.to_hf(),
+        "dtype": "float32",
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _write_weights(model: DualEncoder, path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file(hf_state_dict(model), str(path), metadata={"format": "pt"})  # transformers requires "pt"
+
+
+def _write_tokenizer(tokenizer_dir: str | Path, folder: Path) -> None:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"{tokenizer_dir}: no tokenizer can be loaded from it ({' '.join(str(exc).split())[:200]})",
+            hint="set model.tokenizer to the text tower's checkpoint folder",
+        ) from exc
+    tokenizer.save_pretrained(str(folder))
+
+
+def _write_preprocessor(image_size: int, folder: Path) -> None:
+    config = {
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": True,
+        "size": {"shortest_edge": image_size},
+        "resample": BICUBIC,
+        "do_center_crop": True,
+        "crop_size": {"height": image_size, "width": image_size},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": CLIP_MEAN,
+        "image_std": CLIP_STD,
+        "do_convert_rgb": True,
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def _replaceable(folder: Path) -> bool:
+    return folder.is_dir() and (not any(folder.iterdir()) or (folder / "config.json").exists())
+
+
+def _swap_into_place(staging: Path, out_dir: Path) -> None:
+    """Rename staging to out_dir; an earlier export is moved aside first and removed after."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old.tmp")
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+    staging.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,212 @@
+"""Hugging Face checkpoints in: find the folder, read the tensors, rename them, fill the model strictly.
+
+A checkpoint is a local folder or a hub id (fetched with huggingface_hub; never any remote code).
+Tensors come from safetensors; a `.bin` is read only through `torch.load(weights_only=True)`, and only
+when torch is installed. Filling is strict: every tensor of the part being loaded must be used and every
+parameter of that part filled with a tensor of the right shape, or a ModelError lists what is missing,
+unexpected or of the wrong shape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from clipit.errors import ModelError
+from clipit.models import hf_keys
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+HUB_FILES = ["*.json", "*.safetensors", "vocab.txt", "*.model", "merges.txt"]
+IGNORED_BUFFERS = ("position_ids",)  # non-persistent buffers older transformers saved with the weights
+LISTED = 6  # how many names an error message shows per category
+
+
+def resolve_dir(name: str | Path) -> Path:
+    """A local checkpoint folder, or a hub id downloaded into the huggingface_hub cache."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ModelError(
+            f"{name}: is a file, not a checkpoint folder", hint="pass the folder holding config.json"
+        )
+    if not HUB_ID.match(str(name)) or str(name).startswith((".", "/", "~")):
+        raise ModelError(f"{name}: no such folder", hint="pass an existing checkpoint folder or a hub id")
+    return _download(str(name))
+
+
+def _download(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(repo_id, allow_patterns=HUB_FILES))
+        if not any(folder.glob("*.safetensors")):  # old repos only have a pickled .bin
+            folder = Path(snapshot_download(repo_id, allow_patterns=HUB_FILES + ["pytorch_model*.bin"]))
+    except Exception as exc:  # network, offline mode, missing repo: all end the same way for the user
+        reason = " ".join(str(exc).split())[:200]
+        raise ModelError(
+            f"{repo_id}: not a local folder and it cannot be fetched from the Hugging Face hub ({reason})",
+            hint="without network, download it elsewhere and pass the local folder",
+        ) from exc
+    return folder
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(
+            f"{path}: missing", hint="a Hugging Face checkpoint folder has a config.json"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def read_tensors(folder: Path) -> dict[str, np.ndarray]:
+    """All tensors of the checkpoint as float32 numpy arrays (old LayerNorm gamma/beta renamed)."""
+    for single, index in [
+        ("model.safetensors", "model.safetensors.index.json"),
+        ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+    ]:
+        files = _weight_files(folder, single, index)
+        if files:
+            tensors: dict[str, np.ndarray] = {}
+            for file in files:
+                tensors.update(_read_safetensors(file) if file.suffix == ".safetensors" else _read_bin(file))
+            return {_modern_name(k): v for k, v in tensors.items()}
+    if (folder / "flax_model.msgpack").exists():
+        raise ModelError(
+            f"{folder}: only Flax msgpack weights, which are not read",
+            hint="use a revision of the checkpoint with model.safetensors (most hub repos have one)",
+        )
+    raise ModelError(f"{folder}: no model.safetensors or pytorch_model.bin", hint="pass a checkpoint folder")
+
+
+def _weight_files(folder: Path, single: str, index: str) -> list[Path]:
+    if (folder / single).exists():
+        return [folder / single]
+    if (folder / index).exists():
+        weight_map = json.loads((folder / index).read_text()).get("weight_map", {})
+        return [folder / name for name in sorted(set(weight_map.values()))]
+    return []
+
+
+def _read_safetensors(file: Path) -> dict[str, np.ndarray]:
+    from safetensors import safe_open
+
+    try:
+        # framework "flax" reads bf16 too (numpy has no bfloat16); we keep float32 host copies
+        with safe_open(str(file), framework="flax") as f:
+            return {k: np.asarray(f.get_tensor(k).astype(jnp.float32)) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own untyped errors for truncated/corrupt files
+        raise ModelError(
+            f"{file}: cannot read safetensors ({exc})", hint="re-download the checkpoint"
+        ) from exc
+
+
+def _read_bin(file: Path) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError:
+        raise ModelError(
+            f"{file}: pickled PyTorch weights need torch to read",
+            hint="install torch (CPU build), or use a checkpoint with model.safetensors",
+        ) from None
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)  # never unpickle code
+    except Exception as exc:
+        raise ModelError(f"{file}: cannot read PyTorch weights safely ({exc})") from exc
+    return {k: v.float().numpy() for k, v in state.items()}
+
+
+def _modern_name(key: str) -> str:
+    return re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key))
+
+
+def canonical_keys(
+    tensors: dict[str, np.ndarray], model_type: str, source: str
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Rename a checkpoint's tensors into the dual-encoder key space of hf_keys.
+
+    Returns (renamed tensors, names deliberately left out): a CLIPModel's text tower, a BERT
+    checkpoint's task heads (`cls.*`) and stale buffers are not part of what we load.
+    """
+    renamed: dict[str, np.ndarray] = {}
+    left_out: list[str] = []
+    for key, value in tensors.items():
+        new = _canonical_name(key, model_type, source)
+        if new is None or key.endswith(IGNORED_BUFFERS):
+            left_out.append(key)
+        else:
+            renamed[new] = value
+    return renamed, left_out
+
+
+def _canonical_name(key: str, model_type: str, source: str) -> str | None:
+    vision = hf_keys.V
+    if model_type == "clip_vision_model":
+        return vision + key.removeprefix("vision_model.")
+    if model_type == "clip":
+        if key.startswith("vision_model."):
+            return vision + key.removeprefix("vision_model.")
+        return key if key == "visual_projection.weight" else None
+    if model_type == "bert":
+        key = key.removeprefix("bert.")
+        return None if key.startswith("cls.") else "text_model." + key
+    if model_type == "vision-text-dual-encoder":
+        if key.startswith("vision_model.") and not key.startswith(vision):
+            return vision + key.removeprefix("vision_model.")
+        return key
+    raise ModelError(
+        f"{source}: model_type {model_type!r} is not supported",
+        hint="use a CLIP, CLIPVision, BERT or VisionTextDualEncoder checkpoint",
+    )
+
+
+def fill_params(
+    model: nnx.Module, tensors: dict[str, np.ndarray], prefixes: tuple[str, ...], source: str
+) -> int:
+    """Copy `tensors` (canonical names) into the parameters whose path starts with one of `prefixes`.
+
+    Strict both ways; returns how many parameters were filled.
+    """
+    state = nnx.state(model, nnx.Param)
+    missing, wrong_shape, used = [], [], set()
+    for path, variable in nnx.to_flat_state(state):
+        name = "/".join(str(p) for p in path)
+        if not name.startswith(prefixes):
+            continue
+        key, transform = hf_keys.hf_key(name)
+        current = variable.get_value()
+        expected = hf_keys.hf_shape(current.shape, transform)
+        if key not in tensors:
+            missing.append(key)
+        elif tuple(tensors[key].shape) != expected:
+            wrong_shape.append(f"{key} {list(tensors[key].shape)} != {list(expected)}")
+        else:
+            used.add(key)
+            variable.set_value(jnp.asarray(hf_keys.to_ours(tensors[key], transform), current.dtype))
+    unexpected = sorted(set(tensors) - used - {k.split(" ")[0] for k in wrong_shape})
+    if missing or unexpected or wrong_shape:
+        raise ModelError(
+            f"{source}: weights do not match the architecture: "
+            + "; ".join(
+                f"{label} {len(names)}: {', '.join(names[:LISTED])}{' …' if len(names) > LISTED else ''}"
+                for label, names in [
+                    ("missing", missing),
+                    ("unexpected", unexpected),
+                    ("wrong shape", wrong_shape),
+                ]
+                if names
+            ),
+            hint="the checkpoint and config.json disagree, or it is not a CLIP/BERT checkpoint",
+        )
+    nnx.update(model, state)
+    return len(used)

@@ -1,0 +1,133 @@
+"""Checkpoints of a run (orbax): the train state plus a JSON record of where the run stands.
+
+`RUN_DIR/checkpoints/<step>/state` holds params, RNG state, optimizer state, phase step and loss params;
+`.../meta` holds the format version, global step, phase index, loader position and validation loss.
+Orbax writes each step into a temporary folder and renames it when complete, so a kill -9 leaves either
+the previous checkpoint or the new one, never half of one.
+
+Resume order (documented once, here): read `meta` of the latest step -> rebuild the model and that
+phase's optimizer (its state's structure) -> restore `state` into it -> restore the loader position ->
+continue with the next step of that phase.
+
+Retention: the last `keep` checkpoints plus the one with the best validation loss.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from clipit.errors import ModelError
+
+FORMAT_VERSION = 1
+CHECKPOINTS = "checkpoints"
+
+# orbax logs every save and restore at WARNING through absl; keep the trainer's stderr readable
+logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir).absolute() / CHECKPOINTS
+
+
+class RunCheckpoints:
+    def __init__(self, run_dir: str | Path, keep: int = 3, *, read_only: bool = False):
+        self.directory = checkpoint_dir(run_dir)
+        self.keep = keep
+        options = ocp.CheckpointManagerOptions(
+            enable_async_checkpointing=False,  # the step after a save may donate the saved buffers
+            create=not read_only,
+            read_only=read_only,
+            cleanup_tmp_directories=not read_only,  # leftovers of a killed save
+        )
+        if read_only and not self.directory.is_dir():
+            raise ModelError(f"{run_dir}: no checkpoints folder", "is this a clipit run folder? train first")
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        steps = self.steps()
+        return steps[-1] if steps else None
+
+    def read_meta(self, step: int) -> dict[str, Any]:
+        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ModelError(
+                f"{self.directory / str(step)}: checkpoint format {meta.get('format_version')!r} "
+                f"(this clipit reads {FORMAT_VERSION})",
+                "continue with the clipit version that wrote it, or start a new run",
+            )
+        return meta
+
+    def save(self, step: int, state: dict, meta: dict[str, Any]) -> None:
+        """Save host (numpy) copies: the state is replicated, and slicing device replicas costs more."""
+        meta = {**meta, "format_version": FORMAT_VERSION, "step": step}
+        host = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, state)
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(host), meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
+        self.manager.wait_until_finished()
+        self._prune()
+
+    def restore_state(self, step: int, template: dict) -> dict:
+        """The whole train state as numpy; `template` gives the structure (its values are not read)."""
+        abstract = jax.tree.map(lambda x: np.empty(np.shape(x), x.dtype), template)
+        restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+        return restored["state"]
+
+    def restore_params(self, step: int, template: dict) -> dict:
+        """Only the model parameters (for eval, embed and export), as numpy."""
+        abstract = {"params": jax.tree.map(lambda x: np.empty(np.shape(x), x.dtype), template)}
+        args = ocp.args.PyTreeRestore(
+            item=abstract,
+            restore_args=jax.tree.map(lambda x: ocp.RestoreArgs(restore_type=np.ndarray), abstract),
+            partial_restore=True,
+        )
+        return self.manager.restore(step, args=ocp.args.Composite(state=args))["state"]["params"]
+
+    def _prune(self) -> None:
+        steps = self.steps()
+        keep = set(steps[-self.keep :])
+        scored = [(m["val_loss"], s) for s in steps if (m := self.read_meta(s)).get("val_loss") is not None]
+        if scored:
+            keep.add(min(scored)[1])
+        for step in steps:
+            if step not in keep:
+                self.manager.delete(step)
+
+    def best_step(self) -> int | None:
+        scored = [(m["val_loss"], s) for s in self.steps() if (m := self.read_meta(s)).get("val_loss") is not None]
+        return min(scored)[1] if scored else None
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def encode_loader_state(state: Any) -> Any:
+    """Loader states may be bytes (grain): make them JSON."""
+    if isinstance(state, bytes):
+        return {"__bytes__": base64.b64encode(state).decode("ascii")}
+    return state
+
+
+def decode_loader_state(state: Any) -> Any:
+    if isinstance(state, dict) and set(state) == {"__bytes__"}:
+        return base64.b64decode(state["__bytes__"])
+    return state
+
+
+def load_run_model(run_dir: str | Path, *, step: int | None = None):
+    """(model, model config, tokenizer) of a run's latest checkpoint; see clipit.train.restore."""
+    from clipit.train.restore import load_run_model as load  # restore builds on this module
+
+    return load(run_dir, step=step)

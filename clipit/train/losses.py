@@ -1,0 +1,75 @@
+"""Contrastive losses over the global batch: symmetric InfoNCE (multi-positive) and sigmoid (SigLIP).
+
+The inputs are the L2-normalised embeddings of the whole global batch. Under `jit` with the batch
+sharded over the mesh's 'data' axis, `image @ text.T` makes XLA gather the other devices' features, so
+every example sees every other example of the global batch as a negative (CLIP-Italian used only the
+127 others on its own device).
+
+Multi-positive: captions that are identical (equal `caption_id`) are positives of each other. A
+uniform target over the positives replaces the one-hot target; with all ids distinct it is exactly
+the classic CLIP loss.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def logit_scale_value(log_scale: jax.Array, *, max_scale: float, fixed: float | None) -> jax.Array:
+    """The multiplier of the cosine similarities: exp(log_scale) clamped at `max_scale`, or `fixed`."""
+    if fixed is not None:
+        return jnp.asarray(fixed, jnp.float32)
+    return jnp.exp(jnp.minimum(log_scale.astype(jnp.float32), jnp.log(max_scale)))
+
+
+def positives_mask(caption_id: jax.Array | None, batch: int) -> jax.Array:
+    """[B, B] float: 1 where example j is a positive of example i (always on the diagonal)."""
+    if caption_id is None:
+        return jnp.eye(batch, dtype=jnp.float32)
+    return (caption_id[:, None] == caption_id[None, :]).astype(jnp.float32)
+
+
+def infonce(
+    image: jax.Array, text: jax.Array, scale: jax.Array, caption_id: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """Symmetric InfoNCE; returns (loss, logits) with logits[i, j] = scale * <image_i, text_j>."""
+    logits = scale * (image.astype(jnp.float32) @ text.astype(jnp.float32).T)
+    targets = positives_mask(caption_id, image.shape[0])
+    targets = targets / targets.sum(axis=1, keepdims=True)  # symmetric, so rows and columns alike
+    image_to_text = -jnp.sum(targets * jax.nn.log_softmax(logits, axis=1), axis=1).mean()
+    text_to_image = -jnp.sum(targets.T * jax.nn.log_softmax(logits.T, axis=1), axis=1).mean()
+    return (image_to_text + text_to_image) / 2, logits
+
+
+def siglip(
+    image: jax.Array,
+    text: jax.Array,
+    scale: jax.Array,
+    bias: jax.Array,
+    caption_id: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Sigmoid loss (Zhai et al. 2023): every pair is a binary positive/negative decision.
+
+    Summed over the pairs of a row and averaged over rows, as in the paper.
+    """
+    logits = scale * (image.astype(jnp.float32) @ text.astype(jnp.float32).T) + bias
+    signs = 2 * positives_mask(caption_id, image.shape[0]) - 1
+    loss = -jnp.sum(jax.nn.log_sigmoid(signs * logits), axis=1).mean()
+    return loss, logits
+
+
+def retrieval_hits(logits: jax.Array, caption_id: jax.Array | None, ks: tuple[int, ...] = (1, 5)) -> dict:
+    """Share of images whose caption ranks in the top k (and of captions whose image does).
+
+    A caption identical to the true one counts as a hit, as in the loss.
+    """
+    positives = positives_mask(caption_id, logits.shape[0]) > 0
+    out = {}
+    for name, scores, pos in (("i2t", logits, positives), ("t2i", logits.T, positives.T)):
+        # rank of the best positive = number of negatives that score strictly higher than it
+        best_positive = jnp.max(jnp.where(pos, scores, -jnp.inf), axis=1, keepdims=True)
+        rank = jnp.sum((scores > best_positive) & ~pos, axis=1)
+        for k in ks:
+            out[f"{name}_r@{k}"] = jnp.mean(rank < k)
+    return out

@@ -1,0 +1,49 @@
+"""A PNG of a run's curves (loss, validation retrieval, learning rate) from metrics.jsonl."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clipit import atomic
+from clipit.train.metrics import read_metrics
+
+PLOT_NAME = "curves.png"
+
+
+def plot_run(run_dir: str | Path) -> Path | None:
+    rows = read_metrics(run_dir)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers
+    import matplotlib.pyplot as plt
+
+    train = [r for r in rows if r["split"] == "train"]
+    val = [r for r in rows if r["split"] == "val"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], label="train")
+    axes[0].plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="val")
+    axes[0].set_title("loss")
+    for key in ("i2t_r@1", "t2i_r@1", "i2t_r@5", "t2i_r@5"):
+        if val and key in val[0]:
+            axes[1].plot([r["step"] for r in val], [r[key] for r in val], "o-", label=key)
+    axes[1].set_title("validation retrieval (in-batch)")
+    axes[2].plot([r["step"] for r in train], [r["lr"] for r in train])
+    axes[2].set_title("learning rate")
+    for boundary in _phase_starts(train):
+        for ax in axes:
+            ax.axvline(boundary, color="grey", linestyle=":")
+    for ax in axes[:2]:
+        ax.set_xlabel("step")
+        ax.legend()
+    fig.tight_layout()
+    target = Path(run_dir) / PLOT_NAME
+    with atomic.atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+    return target
+
+
+def _phase_starts(train: list[dict]) -> list[int]:
+    return [b["step"] for a, b in zip(train, train[1:], strict=False) if a["phase"] != b["phase"]]

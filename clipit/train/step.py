@@ -1,0 +1,129 @@
+"""The pure, jitted train and eval steps of one phase.
+
+State is a plain dict pytree: `params` (every model parameter, flat), `rest` (RNG state of dropout),
+`opt` (optax state of the trainable parameters only), `phase_step`, and `loss_params` (the SigLIP
+bias; empty for InfoNCE). The step differentiates only the trainable parameters, so frozen towers get
+no gradient computation and no optimizer state, and they run deterministically (no dropout).
+The state is donated: the update happens in place on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from clipit.config.train import TrainConfig
+from clipit.train import losses
+from clipit.train.mesh import replicated
+from clipit.train.model_state import ModelParts, Params
+from clipit.train.optim import learning_rate
+from clipit.train.phases import PhasePlan
+
+State = dict[str, Any]
+SIGLIP_BIAS_INIT = -10.0  # SigLIP's init: with t' = log 10, most pairs start as confident negatives
+
+
+def init_loss_params(train: TrainConfig) -> Params:
+    return {"logit_bias": jnp.asarray(SIGLIP_BIAS_INIT, jnp.float32)} if train.loss == "siglip" else {}
+
+
+def _normalize(x: jax.Array) -> jax.Array:
+    x = x.astype(jnp.float32)
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def embed_batch(model, batch: dict, *, train_vision: bool, train_text: bool) -> tuple[jax.Array, jax.Array]:
+    """L2-normalised embeddings; a batch holding `image_pooled`/`text_pooled` skips the towers (cache)."""
+    if "image_pooled" in batch:
+        image_pooled, text_pooled = batch["image_pooled"], batch["text_pooled"]
+    else:
+        image_pooled = model.image_features(batch["pixel_values"], deterministic=not train_vision)
+        text_pooled = model.text_features(
+            batch["input_ids"], batch["attention_mask"], deterministic=not train_text
+        )
+    return _normalize(model.project_image(image_pooled)), _normalize(model.project_text(text_pooled))
+
+
+def contrastive_loss(train: TrainConfig, image, text, log_scale, loss_params, caption_id):
+    scale = losses.logit_scale_value(log_scale, max_scale=train.max_logit_scale, fixed=train.fixed_logit_scale)
+    ids = caption_id if train.multi_positive else None
+    if train.loss == "siglip":
+        loss, logits = losses.siglip(image, text, scale, loss_params["logit_bias"], ids)
+    else:
+        loss, logits = losses.infonce(image, text, scale, ids)
+    return loss, logits, scale
+
+
+def make_train_step(
+    parts: ModelParts, plan: PhasePlan, train: TrainConfig, tx: optax.GradientTransformation, mesh: Mesh
+) -> Callable[[State, dict], tuple[State, dict]]:
+    trainable = sorted(plan.trainable)
+
+    def step(state: State, batch: dict) -> tuple[State, dict]:
+        params = state["params"]
+        frozen = {k: v for k, v in params.items() if k not in plan.trainable}
+
+        def loss_fn(opt_params):
+            model_params = {**frozen, **{k: opt_params[k] for k in trainable}}
+            loss_params = {k[len("loss/"):]: v for k, v in opt_params.items() if k.startswith("loss/")}
+            model = parts.merge(model_params, state["rest"])
+            image, text = embed_batch(
+                model, batch, train_vision=not plan.vision_frozen, train_text=not plan.text_frozen
+            )
+            loss, _, scale = contrastive_loss(
+                train, image, text, model_params["logit_scale"], loss_params, batch.get("caption_id")
+            )
+            return loss, (scale, parts.split_rest(model))
+
+        opt_params = {k: params[k] for k in trainable}
+        opt_params.update({f"loss/{k}": v for k, v in state["loss_params"].items()})
+        (loss, (scale, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(opt_params)
+        updates, opt_state = tx.update(grads, state["opt"], opt_params)
+        lr = learning_rate(
+            state["phase_step"], peak=plan.lr, warmup_steps=plan.warmup_steps, total_steps=plan.steps, end=plan.end_lr
+        )
+        new = optax.apply_updates(opt_params, jax.tree.map(lambda u: -lr * u, updates))
+        new_state = {
+            "params": {**params, **{k: new[k] for k in trainable}},
+            "rest": rest,
+            "opt": opt_state,
+            "phase_step": state["phase_step"] + 1,
+            "loss_params": {k[len("loss/"):]: v for k, v in new.items() if k.startswith("loss/")},
+        }
+        metrics = {"loss": loss, "lr": lr, "logit_scale": scale, "grad_norm": optax.tree.norm(grads)}
+        return new_state, metrics
+
+    return jax.jit(step, donate_argnums=0, out_shardings=replicated(mesh))
+
+
+def make_eval_step(parts: ModelParts, train: TrainConfig, mesh: Mesh) -> Callable[[State, dict], dict]:
+    """Loss and in-batch retrieval on one validation batch, every tower deterministic."""
+
+    def step(state: State, batch: dict) -> dict:
+        model = parts.merge(state["params"], state["rest"])
+        image, text = embed_batch(model, batch, train_vision=False, train_text=False)
+        ids = batch.get("caption_id")
+        loss, logits, _ = contrastive_loss(
+            train, image, text, state["params"]["logit_scale"], state["loss_params"], ids
+        )
+        return {"loss": loss, **losses.retrieval_hits(logits, ids)}  # an identical caption is a hit
+
+    return jax.jit(step, out_shardings=replicated(mesh))
+
+
+def make_tower_features(parts: ModelParts, mesh: Mesh) -> Callable[[Params, Params, dict], dict]:
+    """Pooled outputs of both towers (deterministic), for the frozen-tower cache."""
+
+    def features(params: Params, rest: Params, batch: dict) -> dict:
+        model = parts.merge(params, rest)
+        return {
+            "image_pooled": model.image_features(batch["pixel_values"], deterministic=True),
+            "text_pooled": model.text_features(batch["input_ids"], batch["attention_mask"], deterministic=True),
+        }
+
+    return jax.jit(features)

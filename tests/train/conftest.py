@@ -1,0 +1,102 @@
+"""Tiny synthetic shards and a tiny model config shared by the trainer tests.
+
+The shards are written directly with the shard format (no download or build-shards step): 32 px
+one-object synthetic images with their Italian captions, and the synthetic tokenizer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from clipit.config import load_config
+from clipit.data.shard_format import SHARD_SCHEMA, shard_name, write_shard
+from clipit.data.synthetic import draw, grammar, scenes
+from clipit.data.synthetic.tokenizer import write_tokenizer
+
+SIDE = 32
+
+
+def one_object_sample(seed: int, index: int) -> tuple[str, bytes, str]:
+    """A synthetic scene with a single object (colour and shape): learnable in a few dozen steps."""
+    rng = scenes.rng_for(seed, "trainer-test", index)
+    shape, colour = rng.choice(scenes.SEEN_PAIRS)
+    scene = scenes.finish_scene(rng, (grammar.Group(shape, colour, 1),), None, with_background=False)
+    caption = grammar.caption_it(scene.groups, None, None)
+    return caption, draw.encode_jpeg(draw.render(scene, SIDE)), json.dumps(scene.labels())
+
+
+def write_synthetic_shards(folder: Path, *, train: int, val: int, seed: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, first, count in (("train", 0, train), ("val", train, val)):
+        samples = [one_object_sample(seed, i) for i in range(first, first + count)]
+        rows = {
+            "key": [f"synthetic/{i:09d}" for i in range(first, first + count)],
+            "source": ["synthetic"] * count,
+            "caption": [caption for caption, _, _ in samples],
+            "caption_en": [None] * count,
+            "image": [jpeg for _, jpeg, _ in samples],
+            "width": [SIDE] * count,
+            "height": [SIDE] * count,
+            "image_sha256": [hashlib.sha256(jpeg).hexdigest() for _, jpeg, _ in samples],
+            "meta": [meta for _, _, meta in samples],
+        }
+        write_shard(pa.Table.from_pydict(rows, schema=SHARD_SCHEMA), folder / shard_name(split, 0), row_group_size=64)
+    write_tokenizer(folder / "tokenizer")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory) -> Path:
+    return write_synthetic_shards(tmp_path_factory.mktemp("shards"), train=256, val=64)
+
+
+TINY_OVERRIDES = [
+    "model.vision.hidden_size=32",
+    "model.vision.num_hidden_layers=1",
+    "model.vision.num_attention_heads=2",
+    "model.vision.intermediate_size=64",
+    "model.vision.patch_size=8",
+    f"model.vision.image_size={SIDE}",
+    "model.text.vocab_size=256",
+    "model.text.hidden_size=32",
+    "model.text.num_hidden_layers=1",
+    "model.text.num_attention_heads=2",
+    "model.text.intermediate_size=64",
+    "model.text.max_position_embeddings=32",
+    "model.max_text_length=24",
+    "model.projection_dim=16",
+    "data.loader.augment=false",
+    "data.loader.prefetch=0",
+    "train.batch_size=16",
+    "train.log_every=2",
+    "train.eval_every=4",
+    "train.val_batches=2",
+    "train.checkpoint_every=4",
+]
+
+
+def tiny_phases(heads: int = 4, full: int = 4, lr: float = 3e-3) -> str:
+    return (
+        f'train.phases=[{{name="heads", steps={heads}, trainable=["projection", "logit_scale"], lr={lr}}},'
+        f' {{name="all", steps={full}, lr={lr}, warmup=0.25}}]'
+    )
+
+
+def tiny_overrides(shards: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        *TINY_OVERRIDES,
+        f"model.tokenizer={shards / 'tokenizer'}",
+        f"train.data={shards}",
+        f"train.out={out}",
+        tiny_phases(),
+        *extra,
+    ]
+
+
+def tiny_config(shards: Path, out: Path, *extra: str):
+    return load_config(None, tiny_overrides(shards, out, *extra))
