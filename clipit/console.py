@@ -26,11 +26,11 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def info(message: str) -> None:
-    err_console.print(message, markup=False)
+    err_console.print(message, markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err_console.print(f"warning: {message}", style="yellow", markup=False)
+    err_console.print(f"warning: {message}", style="yellow", markup=False, soft_wrap=True)
 
 
 def progress(*extra_columns, transient: bool = False) -> Progress:

@@ -8,6 +8,7 @@ from clipit import __version__
 from clipit.cli import (
     build_shards_cmd,
     config_cmd,
+    demo_cmd,
     download_cmd,
     embed_cmd,
     eval_cmd,
@@ -59,6 +60,7 @@ app.command("export")(export_cmd.export)
 app.add_typer(eval_cmd.app, name="eval")
 app.command("embed")(embed_cmd.embed)
 app.command("search")(search_cmd.search)
+app.command("demo")(demo_cmd.demo)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 A checkpoint is a local folder or a hub id (fetched with huggingface_hub; never any remote code).
 Tensors come from safetensors; a `.bin` is read only through `torch.load(weights_only=True)`, and only
-when torch is installed. Filling is strict: every tensor of the part being loaded must be used and every
+when torch is installed; transformers' Flax `flax_model.msgpack` (data only) is read too. Filling is strict: every tensor of the part being loaded must be used and every
 parameter of that part filled with a tensor of the right shape, or a ModelError lists what is missing,
 unexpected or of the wrong shape.
 """
@@ -46,8 +46,13 @@ def _download(repo_id: str) -> Path:
 
     try:
         folder = Path(snapshot_download(repo_id, allow_patterns=HUB_FILES))
-        if not any(folder.glob("*.safetensors")):  # old repos only have a pickled .bin
-            folder = Path(snapshot_download(repo_id, allow_patterns=HUB_FILES + ["pytorch_model*.bin"]))
+        # Repos without safetensors: the pickled .bin where torch can read it, else Flax msgpack
+        # (clip-italian was trained in Flax); never both, each is hundreds of MB.
+        fallbacks = (["pytorch_model*.bin"] if _torch_available() else []) + ["flax_model*.msgpack"]
+        for pattern in fallbacks:
+            if any(folder.glob("*.safetensors")) or any(folder.glob("*.bin")):
+                break
+            folder = Path(snapshot_download(repo_id, allow_patterns=[*HUB_FILES, pattern]))
     except Exception as exc:  # network, offline mode, missing repo: all end the same way for the user
         reason = " ".join(str(exc).split())[:200]
         raise ModelError(
@@ -55,6 +60,12 @@ def _download(repo_id: str) -> Path:
             hint="without network, download it elsewhere and pass the local folder",
         ) from exc
     return folder
+
+
+def _torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -71,22 +82,21 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 def read_tensors(folder: Path) -> dict[str, np.ndarray]:
     """All tensors of the checkpoint as float32 numpy arrays (old LayerNorm gamma/beta renamed)."""
-    for single, index in [
-        ("model.safetensors", "model.safetensors.index.json"),
-        ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+    for single, index, reader in [
+        ("model.safetensors", "model.safetensors.index.json", _read_safetensors),
+        ("pytorch_model.bin", "pytorch_model.bin.index.json", _read_bin),
+        ("flax_model.msgpack", "flax_model.msgpack.index.json", _read_msgpack),
     ]:
         files = _weight_files(folder, single, index)
         if files:
             tensors: dict[str, np.ndarray] = {}
             for file in files:
-                tensors.update(_read_safetensors(file) if file.suffix == ".safetensors" else _read_bin(file))
+                tensors.update(reader(file))
             return {_modern_name(k): v for k, v in tensors.items()}
-    if (folder / "flax_model.msgpack").exists():
-        raise ModelError(
-            f"{folder}: only Flax msgpack weights, which are not read",
-            hint="use a revision of the checkpoint with model.safetensors (most hub repos have one)",
-        )
-    raise ModelError(f"{folder}: no model.safetensors or pytorch_model.bin", hint="pass a checkpoint folder")
+    raise ModelError(
+        f"{folder}: no model.safetensors, pytorch_model.bin or flax_model.msgpack",
+        hint="pass a Hugging Face checkpoint folder",
+    )
 
 
 def _weight_files(folder: Path, single: str, index: str) -> list[Path]:
@@ -124,6 +134,32 @@ def _read_bin(file: Path) -> dict[str, np.ndarray]:
     except Exception as exc:
         raise ModelError(f"{file}: cannot read PyTorch weights safely ({exc})") from exc
     return {k: v.float().numpy() for k, v in state.items()}
+
+
+def _read_msgpack(file: Path) -> dict[str, np.ndarray]:
+    """transformers' Flax checkpoints, renamed to the PyTorch names and layouts.
+
+    The same rules transformers used to convert them: `kernel` -> `weight` (2-d transposed, 4-d conv
+    [kh, kw, in, out] -> [out, in, kh, kw]), LayerNorm `scale` and Embed `embedding` -> `weight`.
+    msgpack holds data only, no code.
+    """
+    from flax.serialization import msgpack_restore
+    from flax.traverse_util import flatten_dict
+
+    try:
+        tree = msgpack_restore(file.read_bytes())
+    except Exception as exc:  # msgpack raises several untyped errors for damaged files
+        raise ModelError(f"{file}: cannot read Flax msgpack weights ({exc})") from exc
+    tensors = {}
+    for path, value in flatten_dict(tree.get("params", tree)).items():
+        *module, leaf = (str(p) for p in path)
+        value = np.asarray(value, dtype=np.float32)
+        if leaf == "kernel":
+            value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T
+        if leaf in ("kernel", "scale", "embedding"):
+            leaf = "weight"
+        tensors[".".join([*module, leaf])] = np.array(value, order="C")  # keeps 0-d as 0-d
+    return tensors
 
 
 def _modern_name(key: str) -> str:

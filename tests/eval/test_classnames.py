@@ -128,3 +128,9 @@ def test_bad_files_name_the_file(tmp_path):
     broken.write_text("[1, 2")
     with pytest.raises(DataError, match="not valid JSON"):
         classnames.read_classnames(broken, "imagenet1k")
+
+
+def test_config_default_url_is_the_pinned_one():
+    from clipit.config.eval import EvalConfig
+
+    assert EvalConfig().classnames_url == classnames.CLIP_BENCHMARK_BASE_URL

@@ -130,6 +130,46 @@ def test_whole_dual_encoder_loads_every_tensor(checkpoints):
         np.testing.assert_array_equal(ours["vision_model." + key if one_prefix else key], value, err_msg=key)
 
 
+def flax_tree_from_torch(model: torch.nn.Module) -> dict:
+    """transformers' Flax layout of a PyTorch model, derived from the module types (not our key table)."""
+    modules, tree = dict(model.named_modules()), {}
+    for name, tensor in model.state_dict().items():
+        module_name, _, leaf = name.rpartition(".")
+        module, value = modules.get(module_name), tensor.numpy()
+        if isinstance(module, torch.nn.Linear) and leaf == "weight":
+            leaf, value = "kernel", value.T
+        elif isinstance(module, torch.nn.Conv2d) and leaf == "weight":
+            leaf, value = "kernel", value.transpose(2, 3, 1, 0)
+        elif isinstance(module, torch.nn.LayerNorm) and leaf == "weight":
+            leaf = "scale"
+        elif isinstance(module, torch.nn.Embedding):
+            leaf = "embedding"
+        node = tree
+        for part in module_name.split("."):
+            node = node.setdefault(part, {})
+        node[leaf] = np.array(value, order="C")
+    return tree
+
+
+def test_flax_msgpack_dual_encoder_loads_like_safetensors(checkpoints, tmp_path):
+    """clip-italian was trained with transformers' Flax classes and published as flax_model.msgpack."""
+    from flax.serialization import msgpack_serialize
+    from transformers import VisionTextDualEncoderModel
+
+    folder = tmp_path / "flax"
+    shutil.copytree(checkpoints["dual"], folder)
+    (folder / "model.safetensors").unlink()
+    tree = flax_tree_from_torch(VisionTextDualEncoderModel.from_pretrained(checkpoints["dual"]))
+    # transformers 5's CLIPVisionModel holds the embeddings itself; 4.x (and its Flax classes) nested
+    # them in a `vision_model` submodule: the published Flax files have two levels
+    tree["vision_model"] = {"vision_model": tree["vision_model"]}
+    assert "kernel" in tree["vision_model"]["vision_model"]["embeddings"]["patch_embedding"]
+    (folder / "flax_model.msgpack").write_bytes(msgpack_serialize(tree))
+    from_flax, _ = load_dual_encoder(folder)
+    from_safetensors, _ = load_dual_encoder(checkpoints["dual"])
+    assert_same(hf_state_dict(from_flax), hf_state_dict(from_safetensors))
+
+
 def test_init_from_builds_the_whole_model(checkpoints):
     a, info = build_model(tiny_model_config(init_from=str(checkpoints["dual"])))
     b, _ = load_dual_encoder(checkpoints["dual"])
