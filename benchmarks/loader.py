@@ -135,12 +135,14 @@ def main() -> None:
         reference = statistics.median(decode)
         print(f"decode only (simplejpeg, 1 process): {reference:7.0f} img/s  (rounds: {_fmt(decode)})")
         for workers, values in rates.items():
-            rate = statistics.median(values)
-            per_process = rate / max(1, workers)
+            per_process = [v / max(1, workers) for v in values]
+            # The ratio is taken per round (decode and loader measured a few seconds apart), then the median.
+            ratio = statistics.median(p / d for p, d in zip(per_process, decode, strict=True))
             label = "in-process (1 thread)" if workers == 0 else f"{workers} worker process(es)"
             print(
-                f"loader, train transform, {label:22s}: {rate:7.0f} img/s, {per_process:7.0f} per process"
-                f" = {per_process / reference:4.0%} of decode-only  (rounds: {_fmt(values)})"
+                f"loader, train transform, {label:22s}: {statistics.median(values):7.0f} img/s,"
+                f" {statistics.median(per_process):7.0f} per process = {ratio:4.0%} of decode-only"
+                f"  (rounds: {_fmt(values)})"
             )
         print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 

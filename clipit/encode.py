@@ -33,7 +33,7 @@ from flax import nnx
 from PIL import Image
 
 from clipit.console import progress, warn
-from clipit.errors import ClipitError, DataError, ModelError
+from clipit.errors import ClipitError, ModelError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 MAX_FAILURES_SHOWN = 20  # warnings past this are summarised in one line
@@ -268,7 +268,7 @@ def _with_compute_dtype(model: nnx.Module, dtype) -> nnx.Module:
     from clipit.models import DualEncoder
 
     if not isinstance(model, DualEncoder):
-        raise DataError("bfloat16 needs a DualEncoder model", "use --dtype float32")
+        raise ModelError("bfloat16 needs a DualEncoder model", "use --dtype float32")
     twin = nnx.eval_shape(
         lambda: DualEncoder(
             model.vision_sizes, model.text_sizes, model.projection_dim, dtype=dtype, rngs=nnx.Rngs(0)

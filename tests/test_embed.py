@@ -94,6 +94,7 @@ def test_bad_input(photos, args, message):
     assert result.exit_code == 2 and message in result.stderr
 
 
+@pytest.mark.slow
 def test_refuses_a_terminal(model, photos):
     leader, follower = os.openpty()
     try:
@@ -151,6 +152,7 @@ def test_out_folder_layout_and_resume(model, encoder, photos, tmp_path):
     assert changed.exit_code == 2 and "shard_size" in changed.stderr
 
 
+@pytest.mark.slow
 def test_kill_then_resume(model, encoder, tmp_path):
     """kill -9 in the middle of `clipit embed --out`, then the same command: finished shards are kept."""
     photos = tmp_path / "many"

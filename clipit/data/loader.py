@@ -32,7 +32,7 @@ import numpy as np
 
 from clipit.config.data import LoaderSettings
 from clipit.console import warn
-from clipit.data import preprocess, text
+from clipit.data import loader_batch, preprocess, text
 from clipit.data.loader_batch import BatchMaker
 from clipit.data.loader_source import BatchPlan, ShardIndex
 from clipit.errors import DataError
@@ -98,12 +98,18 @@ class Loader(Iterator[dict[str, np.ndarray]]):
         # Endless even for eval (the pass repeats): grain then never meets the end of its range, whose
         # handling in worker processes left shared-memory blocks behind, and `rewind` keeps the workers.
         dataset = grain.MapDataset.range(start, sys.maxsize).map(self.maker)
-        threads = 1 if self.settings.prefetch > 0 else 0  # one thread: the maker's caches are not shared
+        # One thread (the maker's caches are not shared), and none inside worker processes: their
+        # output queue already buffers `prefetch` batches, and a batch held by a thread of a stopping
+        # worker would leave its shared-memory block behind.
+        threads = 1 if self.settings.prefetch > 0 and self.settings.workers == 0 else 0
         dataset = dataset.to_iter_dataset(
             grain.ReadOptions(num_threads=threads, prefetch_buffer_size=self.settings.prefetch)
         )
         if self.settings.workers > 0:
             _mark_absl_flags_parsed()
+            # Small arrays (token ids, masks) travel pickled: a shared-memory block each costs more.
+            options = grain.experimental.DatasetOptions(min_shm_size=1 << 16)
+            dataset = grain.experimental.WithOptionsIterDataset(dataset, options)
             dataset = dataset.mp_prefetch(
                 grain.MultiprocessingOptions(
                     num_workers=self.settings.workers, per_worker_buffer_size=max(1, self.settings.prefetch)
@@ -230,3 +236,4 @@ def _worker_init(worker_index: int, worker_count: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # one core per worker: OpenCV's own thread pool would oversubscribe
+    loader_batch.use_shared_memory_output()

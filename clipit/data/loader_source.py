@@ -168,6 +168,7 @@ class ShardReader:
         self.cache_blocks = max(1, cache_blocks)
         self._files: dict[int, object] = {}
         self._blocks: OrderedDict[int, tuple[list[str], list[str], np.ndarray, memoryview]] = OrderedDict()
+        self.reads = 0  # row groups read from disk (the I/O a shuffle costs)
 
     def __getstate__(self) -> dict:
         # Sent to worker processes: without open files or cached row groups.
@@ -192,6 +193,7 @@ class ShardReader:
         if file_number not in self._files:
             self._files[file_number] = shard_format.open_shard(self.index.files[file_number])
         table = self._files[file_number].read_row_group(int(self.index.block_group[block]), columns=_COLUMNS)
+        self.reads += 1
         images = table.column("image").combine_chunks()
         # Slicing the Arrow buffer avoids copying every image into a Python bytes object.
         offsets = np.frombuffer(images.buffers()[1], np.int32)[

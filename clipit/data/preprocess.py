@@ -28,7 +28,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import simplejpeg
 from PIL import Image
@@ -176,6 +175,8 @@ def train_transform(
     image: np.ndarray, augment: TrainAugment, rng: random.Random, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, bool]:
     """Random resized crop + flip (+ jitter) to float32 [size, size, 3]; returns (pixels, flipped)."""
+    import cv2  # here, not at the top: eval and embed (eval_transform) do not need OpenCV
+
     top, left, crop_h, crop_w = random_crop_box(image.shape[0], image.shape[1], augment, rng)
     crop = image[top : top + crop_h, left : left + crop_w]
     # INTER_AREA when shrinking avoids aliasing; INTER_LINEAR when enlarging (torchvision's default).

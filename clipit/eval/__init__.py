@@ -1,0 +1,1 @@
+"""Zero-shot classification and retrieval: metrics, benchmark files, reports (docs/eval.md)."""

@@ -58,10 +58,16 @@ class BertLayer(nnx.Module):
         self.output_norm = nnx.LayerNorm(width, epsilon=eps, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(sizes.hidden_dropout_prob, rngs=rngs)
 
-    def __call__(self, x: jax.Array, mask: jax.Array, *, deterministic: bool) -> jax.Array:
-        attended = self.attention(x, mask, deterministic=deterministic)
+    def __call__(
+        self, x: jax.Array, mask: jax.Array, *, deterministic: bool, queries: int | None = None
+    ) -> jax.Array:
+        """[B, T, D] -> [B, T, D], or [B, queries, D]: only the first tokens (see SelfAttention)."""
+        attended = self.attention(x, mask, deterministic=deterministic, queries=queries)
+        x = x[:, : attended.shape[1]]
         x = self.attention_norm(x + self.dropout(attended, deterministic=deterministic))
-        hidden = self.output(exact_gelu(self.intermediate(x)))
+        batch, length, width = x.shape
+        flat = x.reshape(batch * length, width)  # 2-d GEMMs (see attention.py)
+        hidden = self.output(exact_gelu(self.intermediate(flat))).reshape(batch, length, width)
         return self.output_norm(x + self.dropout(hidden, deterministic=deterministic))
 
 
@@ -81,8 +87,10 @@ class Bert(nnx.Module):
         token_type_ids: jax.Array | None = None,
         *,
         deterministic: bool = True,
+        cls_only: bool = False,
     ) -> jax.Array:
-        """The last hidden states [B, T, D]."""
+        """The last hidden states [B, T, D] (with `cls_only`, [B, 1, D]: the last layer computes the
+        [CLS] row alone, which is all the pooler reads)."""
         if input_ids.shape[1] > self.sizes.max_position_embeddings:
             raise ValueError(
                 f"{input_ids.shape[1]} tokens exceed max_position_embeddings "
@@ -94,11 +102,14 @@ class Bert(nnx.Module):
             token_type_ids = jnp.zeros_like(input_ids)
         mask = attention_mask.astype(bool)[:, None, None, :]  # [B, 1, 1, S]: keys that may be attended
         x = self.embeddings(input_ids, token_type_ids, deterministic=deterministic)
-        for layer in self.layers:
+        *layers, last = self.layers
+        for layer in layers:
             x = layer(x, mask, deterministic=deterministic)
-        return x
+        return last(x, mask, deterministic=deterministic, queries=1 if cls_only else None)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, *, deterministic=True):
         """Pooled output [B, D]: tanh(dense(hidden state of [CLS]))."""
-        hidden = self.encode(input_ids, attention_mask, token_type_ids, deterministic=deterministic)
+        hidden = self.encode(
+            input_ids, attention_mask, token_type_ids, deterministic=deterministic, cls_only=True
+        )
         return jnp.tanh(self.pooler(hidden[:, 0]))

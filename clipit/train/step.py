@@ -104,16 +104,16 @@ def make_train_step(
 def make_eval_step(parts: ModelParts, train: TrainConfig, mesh: Mesh) -> Callable[[State, dict], dict]:
     """Loss and in-batch retrieval on one validation batch, every tower deterministic."""
 
-    def step(state: State, batch: dict) -> dict:
-        model = parts.merge(state["params"], state["rest"])
+    def step(params: Params, rest: Params, loss_params: Params, batch: dict) -> dict:
+        model = parts.merge(params, rest)
         image, text = embed_batch(model, batch, train_vision=False, train_text=False)
         ids = batch.get("caption_id")
-        loss, logits, _ = contrastive_loss(
-            train, image, text, state["params"]["logit_scale"], state["loss_params"], ids
-        )
+        loss, logits, _ = contrastive_loss(train, image, text, params["logit_scale"], loss_params, ids)
         return {"loss": loss, **losses.retrieval_hits(logits, ids)}  # an identical caption is a hit
 
-    return jax.jit(step, out_shardings=replicated(mesh))
+    jitted = jax.jit(step, out_shardings=replicated(mesh))
+    # only what the forward pass reads: the optimizer state's structure changes between phases
+    return lambda state, batch: jitted(state["params"], state["rest"], state["loss_params"], batch)
 
 
 def make_tower_features(parts: ModelParts, mesh: Mesh) -> Callable[[Params, Params, dict], dict]:

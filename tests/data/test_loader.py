@@ -203,6 +203,20 @@ def test_divisible_data_is_covered_completely_by_two_processes(tmp_path, tokeniz
     assert sorted(seen) == keys
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_each_process_reads_each_of_its_row_groups_once_per_epoch(shards, tokenizer, count):
+    folder, _ = shards  # 8 row groups: 4 per file
+    for process in range(count):
+        it = make_loader(
+            folder, "train", global_batch_size=4 * count, tokenizer=tokenizer, max_text_length=MAX_LEN,
+            image_size=SIZE, settings=LoaderSettings(shuffle_window=2, prefetch=0), seed=1,
+            process_index=process, process_count=count,
+        )  # fmt: skip
+        take(it, it.steps_per_epoch)
+        # Its share of the 8 groups, plus one it shares with its neighbour at the boundary.
+        assert it.maker.reader.reads <= 8 // count + (count > 1)
+
+
 def test_bad_process_or_batch_settings_are_refused(shards, tokenizer):
     folder, _ = shards
     with pytest.raises(DataError, match="divisible"):
@@ -262,3 +276,9 @@ def test_worker_processes_give_the_same_batches_as_in_process(corrupt_shards, to
         corrupt_seen = sum(int((~b["valid"]).sum()) for b in expected[3:])
         assert workers.corrupt == corrupt_seen > 0
     assert_same_batches(got, expected[3:])
+
+
+def test_a_training_batch_without_any_readable_image_is_a_data_error(tmp_path, tokenizer):
+    loader_support.write_shards(tmp_path, [8], corrupt={n: b"broken" for n in range(8)})
+    with pytest.raises(DataError, match="every image of a training batch failed"):
+        next(loader(tmp_path, tokenizer))

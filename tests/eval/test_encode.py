@@ -69,8 +69,11 @@ def test_sizes_come_from_the_checkpoint(encoder):
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelError):
+    with pytest.raises(ModelError, match="no-such-model"):
         open_model(str(tmp_path / "no-such-model"))
+    # A hub id that exists nowhere: offline or online, one clear error naming it.
+    with pytest.raises(ModelError, match="clipit-tests/no-such-model-7f3a"):
+        open_model("clipit-tests/no-such-model-7f3a")
 
 
 def test_list_images_is_recursive_and_sorted(tmp_path):

@@ -145,7 +145,7 @@ def flax_tree_from_torch(model: torch.nn.Module) -> dict:
         elif isinstance(module, torch.nn.Embedding):
             leaf = "embedding"
         node = tree
-        for part in module_name.split("."):
+        for part in filter(None, module_name.split(".")):  # top-level tensors (logit_scale) have no module
             node = node.setdefault(part, {})
         node[leaf] = np.array(value, order="C")
     return tree

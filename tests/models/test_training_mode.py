@@ -59,3 +59,16 @@ def test_every_parameter_gets_a_gradient(checkpoints, pixels):
         value = grad.get_value()
         assert np.all(np.isfinite(value)), path
         assert np.any(value != 0), f"no gradient reaches {'/'.join(map(str, path))}"
+
+
+def test_fused_and_explicit_attention_agree():
+    """GPUs take jax.nn.dot_product_attention, CPUs the explicit path: same maths, padding included."""
+    from clipit.models.attention import SelfAttention
+
+    attention = SelfAttention(16, 4, dropout=0.0, dtype=jnp.float32, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    q, k, v = (jnp.asarray(rng.standard_normal((2, 5, 4, 4), dtype=np.float32)) for _ in range(3))
+    mask = jnp.asarray([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)[:, None, None, :]
+    explicit = attention._explicit_attention(q, k, v, mask, deterministic=True)
+    fused = jax.nn.dot_product_attention(q, k, v, mask=mask)
+    np.testing.assert_allclose(explicit, fused, atol=1e-6)

@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import jax
 import pyarrow as pa
 import pytest
 
@@ -17,6 +18,9 @@ from clipit.config import load_config
 from clipit.data.shard_format import SHARD_SCHEMA, shard_name, write_shard
 from clipit.data.synthetic import draw, grammar, scenes
 from clipit.data.synthetic.tokenizer import write_tokenizer
+from clipit.models.build import build_model
+from clipit.train.checkpoint import RunCheckpoints
+from clipit.train.model_state import split_model
 
 SIDE = 32
 
@@ -100,3 +104,40 @@ def tiny_overrides(shards: Path, out: Path, *extra: str) -> list[str]:
 
 def tiny_config(shards: Path, out: Path, *extra: str):
     return load_config(None, tiny_overrides(shards, out, *extra))
+
+
+# --- the shared tiny two-phase run (in process, one device): 4 heads-only steps, then 150 all ---
+
+HEADS, FULL = 4, 150
+RUN_OVERRIDES = [
+    f'train.phases=[{{name="heads", steps={HEADS}, trainable=["projection", "logit_scale"], lr=2e-3}},'
+    f' {{name="all", steps={FULL}, lr=2e-3, warmup=0.1, reset_optimizer=false}}]',
+    "train.keep_checkpoints=20",
+    "train.log_every=1",
+    "train.eval_every=25",
+    "train.checkpoint_every=50",
+    "model.text.dropout=0.0",  # with dropout this 32-wide text tower stays at chance for 150 steps
+]
+
+
+def run_overrides(shards, out) -> list[str]:
+    return tiny_overrides(shards, out, *RUN_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_shards, tmp_path_factory):
+    from clipit.train.loop import train_and_evaluate
+
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    config = load_config(None, run_overrides(tiny_shards, out))
+    summary = train_and_evaluate(config, devices=jax.devices()[:1])
+    return out, config, summary
+
+
+def params_at(run_dir, step):
+    checkpoints = RunCheckpoints(run_dir, read_only=True)
+    try:
+        template = split_model(build_model(load_config(run_dir / "config.resolved.toml").model)[0])[1]
+        return checkpoints.restore_params(step, template)
+    finally:
+        checkpoints.close()
