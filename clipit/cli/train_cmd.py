@@ -16,10 +16,10 @@ from clipit.cli.options import ConfigOpt, SetOpt, load
 def train(
     ctx: typer.Context,
     data: Annotated[
-        Path | None, typer.Option("--data", help="Shards folder from build-shards [train.data].", show_default=False)
+        Path | None, typer.Option("--data", help="Shards folder from build-shards (config: train.data).", show_default=False)
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Run folder [train.out].", show_default=False)
+        Path | None, typer.Option("--out", help="Run folder (config: train.out).", show_default=False)
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     list_params: Annotated[
@@ -28,7 +28,7 @@ def train(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Train the dual encoder: every phase of [[train.phases]] in order, in one loop.
+    """Train the dual encoder: every phase listed in train.phases, in order, in one loop.
 
     Writes RUN_DIR/checkpoints, metrics.jsonl, tensorboard/, curves.png and export/ (HF format);
     prints a JSON summary on stdout. Progress and validation lines go to stderr.

@@ -96,6 +96,8 @@ def train_and_evaluate(
         save_resolved(config, run_dir)
     position = {"phase": 0, "phase_step": 0, "step": 0, "loader": None, "val_loss": None}
     resume_step = checkpoints.latest_step() if resume else None
+    if resume and resume_step is None:
+        info(f"{run_dir}: no checkpoint to resume from, starting the run")
     if resume_step is not None:
         position.update(checkpoints.read_meta(resume_step))
         info(f"resuming {run_dir} at step {resume_step} (phase '{plans[position['phase']].name}')")

@@ -72,3 +72,10 @@ def test_fused_and_explicit_attention_agree():
     explicit = attention._explicit_attention(q, k, v, mask, deterministic=True)
     fused = jax.nn.dot_product_attention(q, k, v, mask=mask)
     np.testing.assert_allclose(explicit, fused, atol=1e-6)
+    # the last block's [CLS]-only queries: one query row against every key, both paths
+    one = attention._explicit_attention(q[:, :1], k, v, mask, deterministic=True)
+    np.testing.assert_allclose(one, jax.nn.dot_product_attention(q[:, :1], k, v, mask=mask), atol=1e-6)
+    np.testing.assert_allclose(one, explicit[:, :1], atol=1e-6)
+    x = jnp.asarray(rng.standard_normal((2, 5, 16), dtype=np.float32))
+    full = attention(x, mask, deterministic=True)
+    np.testing.assert_allclose(attention(x, mask, deterministic=True, queries=1), full[:, :1], atol=1e-6)

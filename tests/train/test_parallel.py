@@ -49,6 +49,7 @@ def test_eight_devices_match_one(one_device_step):
     _assert_same_step(one_step_on_fixed_batch(config, jax.devices()), single)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(one_device_step, tiny_shards, tmp_path):
     _, single = one_device_step
     port = _free_port()

@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from tests.train.conftest import FULL, HEADS, run_overrides
 from tests.train.conftest import params_at as _params_at
@@ -25,6 +26,7 @@ def _train(out, shards, *extra):
     return subprocess.Popen([*args, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_kill_then_resume_reaches_the_uninterrupted_parameters(tiny_shards, tmp_path):
     # The reference runs in a subprocess of the same setup: XLA on 1 device vs 8 differs in the last bits.
     reference_run = _train(tmp_path / "reference", tiny_shards)
