@@ -40,6 +40,9 @@ class TextTower(Section):
     type_vocab_size: int = Field(2, ge=1, description="Token-type (segment) vocabulary.")
     layer_norm_eps: float = Field(1e-12, gt=0, description="LayerNorm epsilon.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in training (hidden and attention).")
+    initializer_range: float = Field(
+        0.02, gt=0, description="Std of the random init (BERT's; about hidden_size**-0.5 suits narrow towers)."
+    )
 
 
 class ModelConfig(Section):

@@ -63,6 +63,7 @@ class TextSizes:
     attention_probs_dropout_prob: float = 0.1
     hidden_act: str = "gelu"
     pad_token_id: int = 0
+    initializer_range: float = 0.02  # std of random init (BERT's own config field)
 
     @classmethod
     def from_hf(cls, config: dict[str, Any], source: str = "config.json") -> TextSizes:

@@ -22,7 +22,9 @@ def plot_run(run_dir: str | Path) -> Path | None:
     train = [r for r in rows if r["split"] == "train"]
     val = [r for r in rows if r["split"] == "val"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], label="train")
+    for phase in dict.fromkeys(r["phase"] for r in train):  # one colour per phase, in run order
+        part = [r for r in train if r["phase"] == phase]
+        axes[0].plot([r["step"] for r in part], [r["loss"] for r in part], label=f"train: {phase}")
     axes[0].plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="val")
     axes[0].set_title("loss")
     for key in ("i2t_r@1", "t2i_r@1", "i2t_r@5", "t2i_r@5"):
@@ -36,7 +38,8 @@ def plot_run(run_dir: str | Path) -> Path | None:
             ax.axvline(boundary, color="grey", linestyle=":")
     for ax in axes[:2]:
         ax.set_xlabel("step")
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     target = Path(run_dir) / PLOT_NAME
     with atomic.atomic_path(target) as tmp:

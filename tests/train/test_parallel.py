@@ -40,6 +40,10 @@ def _assert_same_step(a: dict, b: dict) -> None:
     assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
     assert a["checksums"].keys() == b["checksums"].keys()
     for key in a["checksums"]:
+        if key.endswith("key/bias"):
+            # softmax is invariant to the key bias, so its true gradient is 0: what reaches it is
+            # summation-order noise, which Adam scales up to a full step. Nothing to compare.
+            continue
         assert a["checksums"][key] == pytest.approx(b["checksums"][key], rel=1e-5, abs=1e-6), key
 
 
