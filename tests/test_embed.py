@@ -18,22 +18,15 @@ from typer.testing import CliRunner
 from clipit.cli.main import app
 from clipit.embed import refuse_terminal
 from clipit.errors import ClipitError
-from tests.eval.fixtures import TorchReference, make_tiny_model, write_corrupt, write_images
+from tests.eval.fixtures import TorchReference, write_corrupt, write_images
 
 runner = CliRunner()
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("embed_model") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def encoder(model):
-    from clipit.encode import open_model
-
-    return open_model(str(model))
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,12 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from clipit.encode import open_model
-
+def setup(tmp_path_factory, tiny_model, encoder):
     root = tmp_path_factory.mktemp("search")
-    model = make_tiny_model(root / "tiny")
+    model = tiny_model
     photos = root / "photos"
     write_images(photos / "x", [(40, 30), (32, 32), (50, 80), (64, 64)])
     write_images(photos / "y", [(33, 47), (90, 41), (48, 48)], seed=3)
-    encoder = open_model(str(model))
     embed_to_folder(encoder, photos, root / "index", batch_size=4, shard_size=3)
     return {"model": model, "photos": photos, "index": root / "index", "encoder": encoder}
 

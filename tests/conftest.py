@@ -1,4 +1,5 @@
-"""Session fixtures of the eval tests: one tiny checkpoint and one opened encoder for all of them."""
+"""Session fixtures shared by the eval, embed and search tests: one tiny HF checkpoint (made by
+transformers) and one opened encoder, built once per test session."""
 
 from __future__ import annotations
 
