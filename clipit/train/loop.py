@@ -157,6 +157,9 @@ def train_and_evaluate(
                     meta = {"phase": plan.index, "phase_step": phase_step, "loader": ckpt.encode_loader_state(feed.get_state()),
                             "val_loss": val_loss}
                     checkpoints.save(step, state, meta)
+                    # Continue from fresh copies, exactly as a run resumed from this checkpoint does:
+                    # XLA's CPU kernels can round differently on reused (donated) and fresh buffers.
+                    state = put_replicated(mesh, to_host(state))
             feed.close()
     metrics.close()
     summary = {

@@ -50,18 +50,17 @@ def test_kill_then_resume_reaches_the_uninterrupted_parameters(tiny_shards, tmp_
     resumed = _params_at(out, HEADS + FULL)
     reference = _params_at(tmp_path / "reference", HEADS + FULL)
     assert resumed.keys() == reference.keys()
-    # The state restored at step 50 is bit-identical (checked below through the losses up to the kill);
-    # the resumed process's first steps then agree to float rounding (about 1e-7 relative on this
-    # CPU), which 100 more steps grow to about 1e-5: tight for parameters of magnitude 0.02-1.
+    # Bit-identical: the loop continues from fresh copies of the state after every checkpoint, as the
+    # resumed process does (XLA's CPU kernels may round differently on donated and fresh buffers).
     for key in reference:
-        np.testing.assert_allclose(resumed[key], reference[key], rtol=0, atol=5e-5, err_msg=key)
+        np.testing.assert_array_equal(resumed[key], reference[key], err_msg=key)
     killed_rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     reference_rows = [json.loads(line) for line in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
     killed_train = [r for r in killed_rows if r["split"] == "train"]
     reference_train = [r for r in reference_rows if r["split"] == "train"]
     assert [r["step"] for r in killed_train] == list(range(1, HEADS + FULL + 1))  # every step logged once
     assert [r["loss"] for r in killed_train[:50]] == [r["loss"] for r in reference_train[:50]]
-    np.testing.assert_allclose([r["loss"] for r in killed_train], [r["loss"] for r in reference_train], atol=1e-4)
+    assert [r["loss"] for r in killed_train] == [r["loss"] for r in reference_train]
 
 
 def test_a_run_folder_with_checkpoints_needs_resume(tiny_run):
