@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.cli.options import ConfigOpt, SetOpt, load, with_flags
 from clipit.config import save_resolved
 from clipit.data import shards
 
@@ -46,8 +46,8 @@ def build_shards(
     """
     cfg = load(ctx, config, set_)
     flags = {"sources": sources or None, "out": out, "val_fraction": val_fraction}
-    section = cfg.data.shards.model_copy(update={k: v for k, v in flags.items() if v is not None})
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"shards": section})})
+    cfg = with_flags(cfg, {f"data.shards.{k}": v for k, v in flags.items()})
+    section = cfg.data.shards
     summary = shards.run(section)
     save_resolved(cfg, section.out)
     Console(highlight=False).print(shards.summary_table(summary))

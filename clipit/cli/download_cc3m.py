@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.cli.options import ConfigOpt, SetOpt, load, with_flags
 from clipit.config import save_resolved
 from clipit.data.sources import cc3m as cc3m_source
 
@@ -45,12 +45,11 @@ def cc3m(
       clipit download cc3m --set data.download.threads=64 --distributor pyspark
     """
     cfg = load(ctx, config, set_)
-    flags = {"tsv": tsv, "out": out, "limit": limit}
-    source = cfg.data.cc3m.model_copy(update={k: v for k, v in flags.items() if v is not None})
-    download = cfg.data.download
-    if distributor is not None:
-        download = download.model_copy(update={"distributor": distributor})
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"cc3m": source, "download": download})})
-    cc3m_source.run(source, download, cfg.data.shards.val_fraction)
+    cfg = with_flags(
+        cfg,
+        {"data.cc3m.tsv": tsv, "data.cc3m.out": out, "data.cc3m.limit": limit, "data.download.distributor": distributor},
+    )
+    source = cfg.data.cc3m
+    cc3m_source.run(source, cfg.data.download, cfg.data.shards.val_fraction)
     save_resolved(cfg, source.out)
     typer.echo(str(Path(source.out) / "manifest.parquet"))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.cli.options import ConfigOpt, SetOpt, load, with_flags
 from clipit.config import save_resolved
 from clipit.data.sources import mscoco_it as mscoco_it_source
 
@@ -57,8 +57,8 @@ def mscoco_it(
     cfg = load(ctx, config, set_)
     files = [*(annotations or []), *(more_annotations or [])]
     flags = {"annotations": files or None, "annotations_en": annotations_en, "images": images, "out": out}
-    source = cfg.data.mscoco_it.model_copy(update={k: v for k, v in flags.items() if v is not None})
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"mscoco_it": source})})
+    cfg = with_flags(cfg, {f"data.mscoco_it.{k}": v for k, v in flags.items()})
+    source = cfg.data.mscoco_it
     mscoco_it_source.run(source, cfg.data.download, cfg.data.shards.val_fraction)
     save_resolved(cfg, source.out)
     typer.echo(str(Path(source.out) / "manifest.parquet"))

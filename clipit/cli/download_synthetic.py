@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.cli.options import ConfigOpt, SetOpt, load, with_flags
 from clipit.config import save_resolved
 from clipit.console import info
 from clipit.data import synthetic
@@ -35,9 +35,8 @@ def download_synthetic(
       clipit download synthetic --set data.synthetic.image_size=96
     """
     cfg = load(ctx, config, set_)
-    flags = {"out": out, "n": n, "seed": seed}
-    section = cfg.data.synthetic.model_copy(update={k: v for k, v in flags.items() if v is not None})
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"synthetic": section})})
+    cfg = with_flags(cfg, {"data.synthetic.out": out, "data.synthetic.n": n, "data.synthetic.seed": seed})
+    section = cfg.data.synthetic
     summary = synthetic.generate(section, val_fraction=cfg.data.shards.val_fraction)
     save_resolved(cfg, section.out)
     info(

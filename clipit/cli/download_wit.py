@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.cli.options import ConfigOpt, SetOpt, load, with_flags
 from clipit.config import save_resolved
 from clipit.data.sources import wit as wit_source
 
@@ -46,8 +46,8 @@ def wit(
     cfg = load(ctx, config, set_)
     files = [*(tsv or []), *(more_tsv or [])]
     flags = {"tsv": files or None, "lang": lang, "out": out, "limit": limit}
-    source = cfg.data.wit.model_copy(update={k: v for k, v in flags.items() if v is not None})
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"wit": source})})
+    cfg = with_flags(cfg, {f"data.wit.{k}": v for k, v in flags.items()})
+    source = cfg.data.wit
     wit_source.run(source, cfg.data.download, cfg.data.shards.val_fraction)
     save_resolved(cfg, source.out)
     typer.echo(str(Path(source.out) / "manifest.parquet"))

@@ -8,11 +8,11 @@ a command-level `--config` wins, and `--set` items apply in order, root ones fir
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from clipit.config import Config, load_config
+from clipit.config import Config, load_config, validate_config
 
 ConfigOpt = Annotated[
     Path | None,
@@ -29,3 +29,19 @@ def load(ctx: typer.Context, config: Path | None, overrides: list[str] | None) -
     path = config if config is not None else root.get("config")
     items = [*root.get("set", []), *(overrides or [])]
     return load_config(path, items)
+
+
+def with_flags(cfg: Config, flags: dict[str, Any]) -> Config:
+    """`cfg` with the command's flags (dotted keys; None = not given) applied and validated like the file,
+    so `--limit 0` fails the same check as `limit = 0` in clipit.toml."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    if not given:
+        return cfg
+    raw = cfg.model_dump(mode="json", exclude_none=True)
+    for key, value in given.items():
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return validate_config(raw, source="command-line flags")
