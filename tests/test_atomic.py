@@ -41,3 +41,17 @@ def test_written_file_honours_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_folder_replaces_whole_and_keeps_old_on_failure(tmp_path):
+    target = tmp_path / "set"
+    with atomic.atomic_folder(target) as folder:
+        (folder / "a.txt").write_text("1")
+    with pytest.raises(RuntimeError), atomic.atomic_folder(target) as folder:
+        (folder / "a.txt").write_text("2")
+        raise RuntimeError("killed")
+    assert (target / "a.txt").read_text() == "1"
+    with atomic.atomic_folder(target) as folder:
+        (folder / "b.txt").write_text("3")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]

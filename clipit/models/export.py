@@ -9,13 +9,12 @@ an export where a good one was.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from flax import nnx
 
+from clipit import atomic
 from clipit.errors import ModelError
 from clipit.models import hf_keys
 from clipit.models.dual_encoder import DualEncoder
@@ -35,16 +34,11 @@ def export_hf(
             f"{out_dir}: exists and is not an earlier export (no config.json)",
             hint="choose a new --out folder or remove that one",
         )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic.atomic_folder(out_dir) as staging:  # an earlier export is replaced only once this one is whole
         _write_config(model, staging)
         _write_weights(model, staging / "model.safetensors")
         _write_tokenizer(tokenizer_dir, staging)
         _write_preprocessor(image_size or model.vision_sizes.image_size, staging)
-        _swap_into_place(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 
@@ -109,15 +103,3 @@ def _write_preprocessor(image_size: int, folder: Path) -> None:
 
 def _replaceable(folder: Path) -> bool:
     return folder.is_dir() and (not any(folder.iterdir()) or (folder / "config.json").exists())
-
-
-def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    """Rename staging to out_dir; an earlier export is moved aside first and removed after."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old.tmp")
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-    staging.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

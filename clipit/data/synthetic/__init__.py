@@ -72,11 +72,11 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
     manifest.write(manifest.from_rows(rows), out / manifest.MANIFEST_NAME)
     _remove_shards_beyond(out, shard_count)
 
-    with writer.atomic_folder(out / "tokenizer") as folder:
+    with atomic.atomic_folder(out / "tokenizer") as folder:
         tokenizer = write_tokenizer(folder)
-    with writer.atomic_folder(out / "zeroshot") as folder:
+    with atomic.atomic_folder(out / "zeroshot") as folder:
         zeroshot = evalsets.write_zeroshot(folder, cfg.seed, cfg.image_size, cfg.zeroshot_per_class)
-    with writer.atomic_folder(out / "retrieval") as folder:
+    with atomic.atomic_folder(out / "retrieval") as folder:
         retrieval = evalsets.write_retrieval(folder, cfg.seed, cfg.image_size, cfg.retrieval_images)
 
     return {
