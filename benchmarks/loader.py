@@ -6,8 +6,9 @@
 
 The reference is simplejpeg decoding the same shard images in one process (nothing else: the limit
 of one core). The loader does the whole job per sample: Parquet read, decode, random resized crop,
-flip, normalise, tokenise, batch, hand-over from the worker process. Target: per worker process at
-least 50% of the decode-only rate. Prints one line per setting and the ratio; results go to
+flip, tokenise, batch, hand-over of uint8 pixels from the worker process (the CLIP normalisation runs
+later, on the device, inside the jitted step: not part of the loader's work). Target: per worker
+process at least 50% of the decode-only rate. Prints one line per setting and the ratio; results go to
 docs/benchmarks.md ("## Loader") by hand, with the machine and its load.
 """
 

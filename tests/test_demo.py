@@ -7,6 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from clipit.cli.main import app
+from clipit.demo.report import attribute_rows
 
 REDUCED = [
     "data.synthetic.n=400",
@@ -32,7 +33,7 @@ def test_demo_runs_every_step_and_writes_its_report(tmp_path):
     assert result.exit_code == 0, result.output
 
     # the results table on stdout: every attribute beside its chance level, and retrieval
-    for name in ("colour", "shape", "count", "composition", "text -> image", "image -> text"):
+    for name in ("colour", "shape", "count", "composition", "relation", "text -> image", "image -> text"):
         assert name in result.stdout
     assert "clipit translate --input" in result.stderr  # the translate step is shown, not run
 
@@ -56,3 +57,15 @@ def test_demo_runs_every_step_and_writes_its_report(tmp_path):
     assert (out / "run" / "metrics.jsonl").is_file()
     assert len(summary["search"]) == 2 and all(s["hits"] for s in summary["search"])
     assert (out / "config.resolved.toml").is_file()
+
+
+def test_each_attribute_is_judged_against_its_own_bar():
+    metrics = {
+        "colour/acc1": 0.96, "colour/chance": 1 / 8,
+        "shape/acc1": 0.33, "shape/chance": 1 / 6,  # just under 2x chance
+        "count/acc1": 0.50, "count/chance": 1 / 4,  # exactly 2x chance
+        "relation/acc1": 0.30, "relation/chance": 1 / 4,
+    }
+    rows = {r["attribute"]: r for r in attribute_rows({"metrics": metrics})}
+    assert [rows[a]["met"] for a in ("colour", "shape", "count", "relation")] == [True, False, True, None]
+    assert rows["relation"]["target"] == "none (reported)"

@@ -27,7 +27,7 @@ def download_synthetic(
 
     Writes img2dataset-style tar shards + manifest.parquet (build-shards treats it like CC3M).
 
-    Also: tokenizer/ (covers every caption word), zeroshot/ (colour, shape, count, held-out compositions), retrieval/ (COCO captions JSON). Layout: docs/data.md.
+    Also: tokenizer/ (covers every caption word), zeroshot/ (colour, shape, count, held-out compositions, relations), retrieval/ (COCO captions JSON). Layout: docs/data.md.
 
     Examples:
       clipit download synthetic --out sources/synthetic

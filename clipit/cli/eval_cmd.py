@@ -85,7 +85,7 @@ def zero_shot(
 
     Class names and templates default to CLIP_benchmark's Italian files, downloaded once into
     eval.cache_dir and checked by sha256. `--dataset synthetic` reports each attribute (colour, shape,
-    count, held-out compositions) with its chance level.
+    count, held-out compositions, relations) with its chance level.
 
     Examples:
       clipit eval zero-shot --dataset imagenet-it --model runs/base --data imagenet/val

@@ -2,7 +2,8 @@
 
 A batch is a dict of numpy arrays (per process: global_batch_size / process_count rows):
 
-    pixel_values    [B, S, S, 3] float32, CLIP-normalised (preprocess.train_transform or eval_transform)
+    pixel_values    [B, S, S, 3] uint8 RGB, NOT normalised: preprocess.train_transform (training with
+                    augmentation) or preprocess.eval_resize_crop (validation, or augment off)
     input_ids       [B, L] int32, padded/truncated to max_text_length
     attention_mask  [B, L] int32
     caption_id      [B] int64, a hash of the tokens: equal ids = identical captions (positives)
@@ -14,6 +15,12 @@ then `to_iter_dataset` (a prefetch thread) and, with `settings.workers > 0`, `mp
 processes; worker i makes steps i, i+W, ...; grain interleaves them back in order and hands the arrays
 over in shared memory). Because a batch is a pure function of its step number, the batches are the
 same for any number of workers, and the loader position is just the next step (`get_state`).
+
+Pixels stay uint8 on purpose: a batch of 64 at 224 px is 9.6 MB instead of 38.5 MB in float32, which
+is what a worker process writes into shared memory (page faults and all) and what goes to the device.
+The consumer normalises on the device: `clipit.models.pixels.normalize_pixels` (the train, eval and
+cache steps call it) gives exactly `preprocess.normalize`'s float32 values. Anything else that reads
+loader batches must do the same.
 
 A corrupt image does not stop training: its slot is filled with a copy of another sample of the same
 batch (same caption_id, so a multi-positive loss treats it consistently), marked valid=False, counted

@@ -9,11 +9,17 @@ pixels at training and at inference time.
   transformers' CLIP image processor does. Images over `max_pixels` are refused before decoding
   (decompression bombs).
 - `eval_transform`: exactly transformers' CLIPImageProcessor (PIL bicubic resize of the shorter side,
-  centre crop, rescale 1/255, CLIP mean/std), NHWC float32.
+  centre crop, rescale 1/255, CLIP mean/std), NHWC float32: `normalize(eval_resize_crop(...))`.
 - `train_transform`: random resized crop (OpenCV resize: about 6x faster than Pillow's on 256-px
   images, which is what keeps the loader near the JPEG-decode rate), horizontal flip, optional colour
   jitter; deterministic given a `random.Random`. A flip also swaps sinistra/destra in the caption
   (`swap_left_right`), so the caption stays true of the flipped image.
+
+Two pixel forms: the loader hands uint8 RGB over (`train_transform`, `eval_resize_crop`: a quarter of
+the bytes through shared memory and to the device) and the jitted steps normalise on the device
+(clipit.models.pixels); eval and embed use `eval_transform`'s float32 directly. Both forms give the
+same numbers: `normalize` here and `normalize_pixels` there compute (x - mean*255) * (1 / (std*255))
+in float32.
 """
 
 from __future__ import annotations
@@ -140,13 +146,26 @@ def _rows(width: int) -> tuple[np.ndarray, np.ndarray]:
 
 def eval_transform(image: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
     """transformers' CLIPImageProcessor: bicubic shorter side -> size, centre crop, normalise (NHWC)."""
+    return normalize(eval_resize_crop(image, size), out)
+
+
+def eval_resize_crop(image: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """eval_transform's geometry alone: uint8 RGB [size, size, 3] (optionally into uint8 `out`).
+
+    Pillow's bicubic resize of uint8 rounds to uint8 itself, so normalising this later (on the device)
+    gives exactly eval_transform's values.
+    """
     height, width = image.shape[:2]
     short, long = (width, height) if width <= height else (height, width)
     new_long = int(size * long / short)  # transformers truncates, it does not round
     new_w, new_h = (size, new_long) if width <= height else (new_long, size)
     resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BICUBIC))
     top, left = (new_h - size) // 2, (new_w - size) // 2
-    return normalize(resized[top : top + size, left : left + size], out)
+    crop = resized[top : top + size, left : left + size]
+    if out is None:
+        return np.ascontiguousarray(crop)
+    out[...] = crop
+    return out
 
 
 def eval_batch(images: list[np.ndarray], size: int) -> np.ndarray:
@@ -174,22 +193,43 @@ class TrainAugment:
 def train_transform(
     image: np.ndarray, augment: TrainAugment, rng: random.Random, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, bool]:
-    """Random resized crop + flip (+ jitter) to float32 [size, size, 3]; returns (pixels, flipped)."""
+    """Random resized crop + flip (+ jitter) to uint8 RGB [size, size, 3]; returns (pixels, flipped).
+
+    Not normalised: the loader hands uint8 over and the step normalises on the device (see the module
+    docstring); `normalize(pixels)` gives the float32 form. With `out` (uint8, C-contiguous), OpenCV
+    writes the last stage straight into it: no extra copy of the image.
+    """
     import cv2  # here, not at the top: eval and embed (eval_transform) do not need OpenCV
 
     top, left, crop_h, crop_w = random_crop_box(image.shape[0], image.shape[1], augment, rng)
     crop = image[top : top + crop_h, left : left + crop_w]
-    # INTER_AREA when shrinking avoids aliasing; INTER_LINEAR when enlarging (torchvision's default).
-    shrinking = crop_h * crop_w > augment.size * augment.size
+    flipped = bool(augment.flip and rng.random() < 0.5)  # drawn before the jitter's numbers, as always
+    jitter = augment.color_jitter > 0
+    # Bilinear (torchvision's default) unless an axis shrinks more than 2x: up to 2x its two taps still
+    # weigh every source pixel (at exactly 2x it is the 2x2 area mean), and it costs a fifth of
+    # INTER_AREA, which at factors between 1 and 2 costs as much as the JPEG decode. Beyond 2x,
+    # bilinear would skip pixels (aliasing): INTER_AREA.
+    shrinking = max(crop_h, crop_w) > 2 * augment.size
     resized = cv2.resize(
-        crop, (augment.size, augment.size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        crop,
+        (augment.size, augment.size),
+        dst=out if not (flipped or jitter) else None,
+        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
     )
-    flipped = bool(augment.flip and rng.random() < 0.5)
-    if flipped:
-        resized = cv2.flip(resized, 1)  # 30x faster than copying numpy's reversed view
-    if augment.color_jitter > 0:
+    if flipped:  # cv2.flip: 30x faster than copying numpy's reversed view
+        resized = cv2.flip(resized, 1, dst=out if not jitter else None)
+    if jitter:
         resized = _color_jitter(resized, augment.color_jitter, rng)
-    return normalize(resized, out), flipped
+    return _into(resized, out), flipped
+
+
+def _into(pixels: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """`pixels` stored in `out` (when given); OpenCV already wrote there unless it had to reallocate."""
+    if out is None:
+        return pixels
+    if not np.may_share_memory(pixels, out):
+        out[...] = pixels
+    return out
 
 
 def random_crop_box(

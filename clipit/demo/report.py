@@ -11,9 +11,18 @@ from typing import Any
 
 from clipit import atomic
 
-# What the demo must show it learnt (issue 8): colour nearly always right, shape and count well above chance.
-TARGETS = {"colour": ("at least 95%", lambda acc, chance: acc >= 0.95)}
+# What the demo must show it learnt (issue 8): colour nearly always right, shape and count well above
+# chance; held-out compositions too (our own bar). Relations are reported without a bar: binding "a
+# sinistra di" to the right object is a known weakness of CLIP models, beyond the tiny budget.
 TWICE_CHANCE = ("at least 2x chance", lambda acc, chance: acc >= 2 * chance)
+TARGETS = {
+    "colour": ("at least 95%", lambda acc, chance: acc >= 0.95),
+    "shape": TWICE_CHANCE,
+    "count": TWICE_CHANCE,
+    "composition": TWICE_CHANCE,
+}
+NO_TARGET = ("none (reported)", None)
+VERDICTS = {True: "ok", False: "BELOW TARGET", None: "-"}
 
 
 def attribute_rows(zero_shot: dict[str, Any]) -> list[dict[str, Any]]:
@@ -25,8 +34,9 @@ def attribute_rows(zero_shot: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         name = key.split("/")[0]
         chance = metrics.get(f"{name}/chance", 0.0)
-        target, met = TARGETS.get(name, TWICE_CHANCE)
-        rows.append({"attribute": name, "top1": value, "chance": chance, "target": target, "met": met(value, chance)})
+        target, met = TARGETS.get(name, NO_TARGET)
+        verdict = met(value, chance) if met else None
+        rows.append({"attribute": name, "top1": value, "chance": chance, "target": target, "met": verdict})
     return rows
 
 
@@ -34,7 +44,7 @@ def results_table(summary: dict[str, Any]) -> str:
     zero_shot, ranked = summary["eval"]
     lines = ["zero-shot (synthetic)      top-1    chance   target               ", "-" * 68]
     for row in attribute_rows(zero_shot):
-        verdict = "ok" if row["met"] else "BELOW TARGET"
+        verdict = VERDICTS[row["met"]]
         lines.append(
             f"{row['attribute']:<24} {row['top1']:7.1%}  {row['chance']:7.1%}   {row['target']:<20} {verdict}"
         )
@@ -95,7 +105,7 @@ def _plot_zero_shot(rows: list[dict[str, Any]], target: Path) -> None:
 def _page(summary: dict[str, Any], folder: Path) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(r['attribute'])}</td><td>{r['top1']:.1%}</td><td>{r['chance']:.1%}</td>"
-        f"<td>{html.escape(r['target'])}</td><td>{'ok' if r['met'] else 'below target'}</td></tr>"
+        f"<td>{html.escape(r['target'])}</td><td>{VERDICTS[r['met']].lower()}</td></tr>"
         for r in attribute_rows(summary["eval"][0])
     )
     retrieval = "".join(

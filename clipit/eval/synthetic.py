@@ -3,7 +3,8 @@
 `<synthetic>/zeroshot/<attribute>/<NN-class>/*.jpg` with `classnames.json` and `templates.json` in
 CLIP_benchmark's JSON form (`{"synthetic": [...]}`) beside the class folders, whose sorted order is the
 class order. Attributes: colour, shape and count (one attribute varies, the others are fixed in the
-templates) and composition ((shape, colour) pairs held out of every training caption). Each becomes
+templates), composition ((shape, colour) pairs held out of every training caption) and relation
+(where one object is with respect to another). Each becomes
 one zero-shot task, reported with its chance level beside it.
 """
 
@@ -17,7 +18,7 @@ from clipit.eval.image_sets import class_folders
 from clipit.eval.zeroshot import Task
 
 SYNTHETIC_KEY = "synthetic"
-ATTRIBUTE_ORDER = ("colour", "shape", "count", "composition")  # others follow in sorted order
+ATTRIBUTE_ORDER = ("colour", "shape", "count", "composition", "relation")  # others follow in sorted order
 
 
 def attribute_folders(data: Path) -> list[Path]:

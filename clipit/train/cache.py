@@ -62,7 +62,8 @@ def build_cache(
 ) -> FeatureCache:
     """One deterministic pass of the frozen towers over `batches` (the train split, no augmentation).
 
-    Corrupt images (valid=False in an ordered pass) are left out with the padding.
+    Corrupt images (valid=False in an ordered pass) are left out with the padding. The loader's uint8
+    pixels go to the device as they are: `features` (step.make_tower_features) normalises them there.
     """
     parts: dict[str, list[np.ndarray]] = {k: [] for k in CACHE_KEYS}
     for local in batches:

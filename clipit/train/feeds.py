@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from clipit.config import Config
 from clipit.config.data import LoaderSettings
@@ -76,9 +77,17 @@ class LoaderFeed:
 
 
 def full_batches(loader) -> Iterator[dict[str, np.ndarray]]:
-    """An ordered pass's batches, minus the padded last one (validation compares full batches)."""
+    """An ordered pass's batches, minus those not fully valid (validation compares full batches).
+
+    A batch is skipped on every process or on none: one process's share can hold a padded row or a
+    corrupt image while another's does not, and processes that ran different numbers of eval steps
+    would wait for each other forever in the step's collectives.
+    """
     for batch in loader:
-        if bool(np.all(batch["valid"])):
+        full = bool(np.all(batch["valid"]))
+        if jax.process_count() > 1:
+            full = bool(np.all(multihost_utils.process_allgather(np.array(full))))
+        if full:
             yield model_inputs(batch)
 
 

@@ -5,6 +5,9 @@ State is a plain dict pytree: `params` (every model parameter, flat), `rest` (RN
 bias; empty for InfoNCE). The step differentiates only the trainable parameters, so frozen towers get
 no gradient computation and no optimizer state, and they run deterministically (no dropout).
 The state is donated: the update happens in place on the device.
+
+`pixel_values` arrive as the loader hands them over, uint8 RGB, and are normalised here on the device
+(clipit.models.pixels); already-normalised float pixels pass through unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import optax
 from jax.sharding import Mesh
 
 from clipit.config.train import TrainConfig
+from clipit.models.pixels import normalize_pixels
 from clipit.train import losses
 from clipit.train.mesh import replicated
 from clipit.train.model_state import ModelParts, Params
@@ -42,7 +46,8 @@ def embed_batch(model, batch: dict, *, train_vision: bool, train_text: bool) -> 
     if "image_pooled" in batch:
         image_pooled, text_pooled = batch["image_pooled"], batch["text_pooled"]
     else:
-        image_pooled = model.image_features(batch["pixel_values"], deterministic=not train_vision)
+        pixels = normalize_pixels(batch["pixel_values"])
+        image_pooled = model.image_features(pixels, deterministic=not train_vision)
         text_pooled = model.text_features(
             batch["input_ids"], batch["attention_mask"], deterministic=not train_text
         )
@@ -122,7 +127,7 @@ def make_tower_features(parts: ModelParts, mesh: Mesh) -> Callable[[Params, Para
     def features(params: Params, rest: Params, batch: dict) -> dict:
         model = parts.merge(params, rest)
         return {
-            "image_pooled": model.image_features(batch["pixel_values"], deterministic=True),
+            "image_pooled": model.image_features(normalize_pixels(batch["pixel_values"]), deterministic=True),
             "text_pooled": model.text_features(batch["input_ids"], batch["attention_mask"], deterministic=True),
         }
 

@@ -68,16 +68,17 @@ def test_eval_pass_is_ordered_complete_padded_and_exact(shards, tokenizer):
     assert valid_keys == keys  # shard order, each row once
     assert batches[-1]["valid"].tolist() == [True] * 7 + [False]
     for batch in batches:
-        assert batch["pixel_values"].shape == (8, SIZE, SIZE, 3) and batch["pixel_values"].dtype == np.float32
+        assert batch["pixel_values"].shape == (8, SIZE, SIZE, 3) and batch["pixel_values"].dtype == np.uint8
         assert batch["input_ids"].shape == batch["attention_mask"].shape == (8, MAX_LEN)
         assert batch["input_ids"].dtype == batch["attention_mask"].dtype == np.int32
         assert batch["caption_id"].dtype == np.int64 and batch["valid"].dtype == bool
-    # Contents: exactly the eval transform of the stored JPEG and the tokens of the stored caption.
+    # Contents: exactly the eval transform's pixels (uint8, before normalising) of the stored JPEG,
+    # and the tokens of the stored caption.
     batch = batches[2]
     for i, key in enumerate(batch["key"]):
         n = number(key)
         jpeg = simplejpeg.encode_jpeg(loader_support.image_for(n), quality=95)
-        expected = preprocess.eval_transform(preprocess.decode_image(jpeg), SIZE)
+        expected = preprocess.eval_resize_crop(preprocess.decode_image(jpeg), SIZE)
         assert np.array_equal(batch["pixel_values"][i], expected)
         ids, mask = tokenize(tokenizer, [loader_support.caption_for(n)], MAX_LEN)
         assert np.array_equal(batch["input_ids"][i], ids[0]) and np.array_equal(
@@ -109,6 +110,36 @@ def test_train_batches_are_the_per_sample_train_transform_with_flipped_captions(
     assert swapped > 0  # some flipped sample did have sinistra/destra swapped
 
 
+@pytest.mark.parametrize("train", [True, False])
+def test_batches_normalised_on_device_equal_the_float32_pipeline(shards, tokenizer, train):
+    """uint8 hand-over + normalize_pixels (as the jitted steps run it) = per-sample float32 normalising.
+
+    The reference is what the loader yielded before pixels stayed uint8: each sample's transform,
+    normalised on the host by preprocess.normalize (eval: preprocess.eval_transform itself).
+    """
+    import jax
+
+    from clipit.models.pixels import normalize_pixels
+
+    folder, _ = shards
+    it = loader(folder, tokenizer, seed=7, train=train)
+    on_device = jax.jit(normalize_pixels)
+    for batch in take(it, 2):
+        got = np.asarray(on_device(batch["pixel_values"]))
+        assert got.dtype == np.float32
+        for i, key in enumerate(batch["key"]):
+            jpeg = simplejpeg.encode_jpeg(loader_support.image_for(number(key)), quality=95)
+            image = preprocess.decode_image(jpeg)
+            if train:
+                pixels, _ = preprocess.train_transform(
+                    image, preprocess.TrainAugment(size=SIZE), preprocess.sample_rng(7, 0, key)
+                )
+                expected = preprocess.normalize(pixels)
+            else:
+                expected = preprocess.eval_transform(image, SIZE)
+            np.testing.assert_allclose(got[i], expected, atol=1e-6, rtol=0)
+
+
 def test_augment_off_trains_on_the_eval_transform_and_keys_are_optional(shards, tokenizer):
     folder, _ = shards
     settings = LoaderSettings(augment=False, shuffle_window=2)
@@ -118,7 +149,7 @@ def test_augment_off_trains_on_the_eval_transform_and_keys_are_optional(shards, 
     batch = next(make_loader(folder, "train", **common, with_keys=True))
     for i, key in enumerate(batch["key"]):
         jpeg = simplejpeg.encode_jpeg(loader_support.image_for(number(key)), quality=95)
-        expected = preprocess.eval_transform(preprocess.decode_image(jpeg), SIZE)
+        expected = preprocess.eval_resize_crop(preprocess.decode_image(jpeg), SIZE)
         assert np.array_equal(batch["pixel_values"][i], expected)
     assert "key" not in next(make_loader(folder, "train", **common))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import random
 
@@ -169,10 +170,50 @@ def test_train_transform_is_deterministic_for_a_seed_and_varies_across_seeds():
     augment = preprocess.TrainAugment(size=24, color_jitter=0.4)
     first, flip1 = preprocess.train_transform(image, augment, preprocess.sample_rng(3, 1, "cc3m/9"))
     again, flip2 = preprocess.train_transform(image, augment, preprocess.sample_rng(3, 1, "cc3m/9"))
-    assert first.shape == (24, 24, 3) and first.dtype == np.float32
+    assert first.shape == (24, 24, 3) and first.dtype == np.uint8  # normalised later, on the device
     assert np.array_equal(first, again) and flip1 == flip2
     other_epoch, _ = preprocess.train_transform(image, augment, preprocess.sample_rng(3, 2, "cc3m/9"))
     assert not np.array_equal(first, other_epoch)
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.3])
+def test_train_transform_into_a_batch_slot_equals_the_returned_image(jitter):
+    """The loader passes its uint8 batch slot as `out`: same pixels, flipped or not, jitter or not."""
+    image = np.random.default_rng(9).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    augment = preprocess.TrainAugment(size=16, color_jitter=jitter)
+    batch = np.full((12, 16, 16, 3), 7, np.uint8)
+    flips = set()
+    for seed in range(12):
+        pixels, flipped = preprocess.train_transform(image, augment, random.Random(seed))
+        stored, again = preprocess.train_transform(image, augment, random.Random(seed), out=batch[seed])
+        assert np.shares_memory(stored, batch) and again == flipped
+        assert np.array_equal(batch[seed], pixels)
+        flips.add(flipped)
+        if flipped and not jitter:  # the flip is a true mirror of the unflipped crop-resize
+            no_flip = dataclasses.replace(augment, flip=False)
+            unflipped, _ = preprocess.train_transform(image, no_flip, random.Random(seed))
+            assert np.array_equal(pixels, unflipped[:, ::-1])
+    assert flips == {True, False}
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_shrinking_the_crop_averages_every_source_pixel(factor):
+    """A 2x (bilinear) or 4x (area) shrink is the mean of each block: no pixel skipped, no aliasing."""
+    noise = np.random.default_rng(factor).integers(0, 256, (16 * factor, 16 * factor, 3), dtype=np.uint8)
+    whole = preprocess.TrainAugment(size=16, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=False)
+    pixels, _ = preprocess.train_transform(noise, whole, random.Random(0))
+    block_means = noise.reshape(16, factor, 16, factor, 3).mean(axis=(1, 3))
+    assert np.abs(pixels - block_means).max() <= 1
+
+
+def test_eval_resize_crop_normalised_is_the_eval_transform():
+    image = np.random.default_rng(10).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    pixels = preprocess.eval_resize_crop(image, 24)
+    assert pixels.dtype == np.uint8 and pixels.shape == (24, 24, 3)
+    assert np.array_equal(preprocess.normalize(pixels), preprocess.eval_transform(image, 24))
+    slot = np.zeros((2, 24, 24, 3), np.uint8)
+    preprocess.eval_resize_crop(image, 24, out=slot[1])
+    assert np.array_equal(slot[1], pixels) and not slot[0].any()
 
 
 def test_random_crop_box_respects_scale_and_ratio():

@@ -138,7 +138,7 @@ def test_tokenizer_covers_every_caption_class_name_and_template(synthetic_source
     texts = manifest.read(synthetic_source).column("caption").to_pylist()
     retrieval = json.loads((synthetic_source / "retrieval" / "captions.json").read_text())
     texts += [a["caption"] for a in retrieval["annotations"]]
-    for attribute in ("colour", "shape", "count", "composition"):
+    for attribute in ("colour", "shape", "count", "composition", "relation"):
         folder = synthetic_source / "zeroshot" / attribute
         names = json.loads((folder / "classnames.json").read_text())["synthetic"]
         templates = json.loads((folder / "templates.json").read_text())["synthetic"]
@@ -157,7 +157,7 @@ def test_tokenizer_covers_every_caption_class_name_and_template(synthetic_source
 def test_zeroshot_sets_follow_the_documented_layout(synthetic_source):
     root = synthetic_source / "zeroshot"
     index = json.loads((root / "index.json").read_text())
-    expected_classes = {"colour": 8, "shape": 6, "count": 4, "composition": 6}
+    expected_classes = {"colour": 8, "shape": 6, "count": 4, "composition": 6, "relation": 4}
     assert {k: v["classes"] for k, v in index.items()} == expected_classes
     for attribute, spec in index.items():
         folder = root / attribute
@@ -189,6 +189,14 @@ def test_zeroshot_images_show_their_class():
         scene = sampler(rng)
         assert scene.groups[0].shape == list(grammar.SHAPES)[number]
         assert scene.groups[0].colour in grammar.INVARIABLE_COLOURS
+    where = {"a sinistra di": (0, -1), "a destra di": (0, 1), "sopra": (1, -1), "sotto": (1, 1)}
+    for number, sampler in enumerate(sets["relation"]["samplers"]):
+        axis, sign = where[sets["relation"]["classnames"][number]]
+        for _ in range(5):
+            scene = sampler(rng)
+            first, second = ((o.cx, o.cy)[axis] for o in scene.objects)  # one object per group, in group order
+            assert sign * (first - second) > 0, (number, scene.objects)
+            assert all((g.shape, g.colour) not in scenes.HELD_OUT for g in scene.groups)
 
 
 def test_retrieval_set_is_coco_caption_json(synthetic_source):

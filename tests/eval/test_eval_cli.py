@@ -34,7 +34,7 @@ def test_zero_shot_synthetic_two_models_side_by_side(tiny_model, synthetic_dir, 
     records = json.loads(output.read_text())
     assert [r["dataset"] for r in records] == ["synthetic", "synthetic"]
     metrics = records[0]["metrics"]
-    for attribute, classes in (("colour", 8), ("shape", 6), ("count", 4), ("composition", None)):
+    for attribute, classes in (("colour", 8), ("shape", 6), ("count", 4), ("composition", None), ("relation", 4)):
         assert 0.0 <= metrics[f"{attribute}/acc1"] <= 1.0
         if classes:
             assert metrics[f"{attribute}/chance"] == pytest.approx(1 / classes)

@@ -2,8 +2,8 @@
 
 argv: process_id, port, shards folder, run folder, output JSON. It (1) takes one train step on a
 fixed global batch, feeding only this process's half, and records the loss and updated parameters'
-checksum; (2) runs a short `train_and_evaluate` to show the whole trainer (loader shares,
-checkpoints, export) works across processes.
+checksum; (2) runs a short `train_and_evaluate` to show the whole trainer (loader shares, validation
+over every val batch, checkpoints, export) works across processes.
 """
 
 from __future__ import annotations
@@ -29,10 +29,15 @@ def main() -> None:
     result = one_step_on_fixed_batch(config, jax.devices())
     short = load_config(
         None,
-        [*overrides, 'train.phases=[{name="heads", steps=2, trainable=["projection"]}, {name="all", steps=2}]'],
+        [
+            *overrides,
+            'train.phases=[{name="heads", steps=2, trainable=["projection"]}, {name="all", steps=2}]',
+            "train.val_batches=1000",  # every val batch, to the end of the split
+        ],
     )
     summary = train_and_evaluate(short)
     result["steps"] = summary["steps"]
+    result["val"] = summary["val"]
     result["process_count"] = jax.process_count()
     Path(output).write_text(json.dumps(result))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from clipit.config import load_config
+from clipit.data.shard_format import shard_name, write_shard
 from tests.train.conftest import tiny_overrides
 from tests.train.step_check import one_step_on_fixed_batch
 
@@ -53,15 +57,30 @@ def test_eight_devices_match_one(one_device_step):
     _assert_same_step(one_step_on_fixed_batch(config, jax.devices()), single)
 
 
+def _with_corrupt_val_image(shards: Path, folder: Path) -> Path:
+    """A copy of `shards` whose first val image (in process 0's share of two) is not a JPEG."""
+    shutil.copytree(shards, folder)
+    path = folder / shard_name("val", 0)
+    table = pq.read_table(path)
+    images = table.column("image").to_pylist()
+    images[0] = b"not a jpeg"
+    table = table.set_column(table.schema.get_field_index("image"), "image", pa.array(images, pa.binary()))
+    path.unlink()
+    write_shard(table, path, row_group_size=64)
+    return folder
+
+
 @pytest.mark.slow
 def test_two_processes_match_one(one_device_step, tiny_shards, tmp_path):
+    """...and validation stays in step when only one process's share holds a corrupt image."""
     _, single = one_device_step
+    shards = _with_corrupt_val_image(tiny_shards, tmp_path / "shards")
     port = _free_port()
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "CLIPIT_DEBUG": "1"}
     outputs = [tmp_path / f"process{i}.json" for i in range(2)]
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(i), str(port), str(tiny_shards), str(tmp_path / "run"), str(outputs[i])],
+            [sys.executable, str(WORKER), str(i), str(port), str(shards), str(tmp_path / "run"), str(outputs[i])],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -75,6 +94,9 @@ def test_two_processes_match_one(one_device_step, tiny_shards, tmp_path):
     for result in results:
         assert result["process_count"] == 2 and result["steps"] == 4
         _assert_same_step(result, single)
+    # 64 val rows, 32 per process, 8 per local batch: the batch holding the corrupt image is skipped
+    # on both processes, and both report the same metrics of the same 3 global batches
+    assert results[0]["val"] == results[1]["val"] and results[0]["val"]["loss"] > 0
     assert (tmp_path / "run" / "export" / "model.safetensors").is_file()
 
 

@@ -4,7 +4,7 @@
 - the training stream as a real img2dataset download (`00000.tar`, `00000.parquet`, `00000_stats.json`)
   plus `manifest.parquet`, so build-shards treats it exactly like CC3M;
 - `tokenizer/`: a BERT WordPiece tokenizer covering every caption word;
-- `zeroshot/`: one class-folder set per attribute (colour, shape, count, held-out composition);
+- `zeroshot/`: one class-folder set per attribute (colour, shape, count, held-out composition, relation);
 - `retrieval/`: images plus COCO-style `captions.json`.
 Image i depends only on (seed, i): the same config gives the same bytes, and a rerun after a kill skips
 the tar shards that were finished.

@@ -10,6 +10,10 @@ the templates, so a class name and a template always make a grammatical training
   templates "{c} blu", ...
 - count: 1 to 4 circles in one invariable colour; classes "un cerchio", "due cerchi", ...
 - composition: one object of a (shape, colour) pair held out of every training caption.
+- relation: two single objects of seen pairs (RELATION_PAIRS) placed as the class says; classes are the
+  relation words ("a sinistra di", "sopra", ...), templates "un cerchio blu {c} una stella rosa", ... for
+  each pair. Telling "a sinistra di" from "a destra di" needs the relation bound to the right object,
+  CLIP's known weak spot; the set measures it, the demo sets no bar for it.
 
 Retrieval, in MSCOCO-IT's COCO caption form: `retrieval/images/<id:06d>.jpg` and `retrieval/captions.json`
 with `images[{id, file_name}]` and `annotations[{id, image_id, caption}]`, 2 or 3 captions per image.
@@ -27,6 +31,12 @@ from clipit.data.synthetic.grammar import Group
 
 MASCULINE_SHAPES = tuple(s for s, n in grammar.SHAPES.items() if not n.feminine)
 COUNT_SHAPE = "cerchio"
+# (first, second) objects of the relation set: invariable colours, so never a held-out pair.
+RELATION_PAIRS = (
+    (("cerchio", "blu"), ("stella", "rosa")),
+    (("quadrato", "viola"), ("cuore", "blu")),
+    (("triangolo", "rosa"), ("rombo", "viola")),
+)
 
 
 def _background_templates(bases: list[str]) -> list[str]:
@@ -50,7 +60,9 @@ def attribute_sets() -> dict[str, dict]:
         "classnames": colour_classes,
         "templates": _background_templates([f"un {s} {{c}}" for s in MASCULINE_SHAPES]),
         "samplers": [
-            lambda rng, c=c: _one_object(rng.choice([s for s in MASCULINE_SHAPES if (s, c) not in scenes.HELD_OUT]), c)(rng)
+            lambda rng, c=c: _one_object(
+                rng.choice([s for s in MASCULINE_SHAPES if (s, c) not in scenes.HELD_OUT]), c
+            )(rng)
             for c in colour_classes
         ],
     }
@@ -58,14 +70,19 @@ def attribute_sets() -> dict[str, dict]:
     sets["shape"] = {
         "classnames": [grammar.group_it(Group(s, invariable[0], 1)).rsplit(" ", 1)[0] for s in shape_classes],
         "templates": _background_templates([f"{{c}} {c}" for c in invariable]),
-        "samplers": [lambda rng, s=s: _one_object(s, rng.choice(_seen(s, invariable)))(rng) for s in shape_classes],
+        "samplers": [
+            lambda rng, s=s: _one_object(s, rng.choice(_seen(s, invariable)))(rng) for s in shape_classes
+        ],
     }
     counts = list(range(1, grammar.MAX_COUNT + 1))
     sets["count"] = {
-        "classnames": [grammar.group_it(Group(COUNT_SHAPE, invariable[0], n)).rsplit(" ", 1)[0] for n in counts],
+        "classnames": [
+            grammar.group_it(Group(COUNT_SHAPE, invariable[0], n)).rsplit(" ", 1)[0] for n in counts
+        ],
         "templates": _background_templates([f"{{c}} {c}" for c in invariable]),
         "samplers": [
-            lambda rng, n=n: _one_object(COUNT_SHAPE, rng.choice(_seen(COUNT_SHAPE, invariable)), n)(rng) for n in counts
+            lambda rng, n=n: _one_object(COUNT_SHAPE, rng.choice(_seen(COUNT_SHAPE, invariable)), n)(rng)
+            for n in counts
         ],
     }
     sets["composition"] = {
@@ -73,7 +90,23 @@ def attribute_sets() -> dict[str, dict]:
         "templates": _background_templates(["{c}"]),
         "samplers": [_one_object(s, c) for s, c in scenes.HELD_OUT],
     }
+    relations = list(grammar.RELATIONS)
+    sets["relation"] = {
+        "classnames": [grammar.RELATIONS[r][0] for r in relations],
+        "templates": _background_templates(
+            [
+                f"{grammar.group_it(Group(*a, 1))} {{c}} {grammar.group_it(Group(*b, 1))}"
+                for a, b in RELATION_PAIRS
+            ]
+        ),
+        "samplers": [lambda rng, r=r: _related_pair(rng, r) for r in relations],
+    }
     return sets
+
+
+def _related_pair(rng: random.Random, relation: str) -> scenes.Scene:
+    first, second = rng.choice(RELATION_PAIRS)
+    return scenes.finish_scene(rng, (Group(*first, 1), Group(*second, 1)), relation, with_background=False)
 
 
 def class_folder(number: int, name: str) -> str:
