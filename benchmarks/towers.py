@@ -8,8 +8,9 @@ PyTorch loads), the same batch, the same number of threads. Measured: forward+ba
 contrastive loss (a training step without the optimizer) and forward-only embedding of images and
 texts (what eval and embed do). The two sides run alternately, `--rounds` times, and the median of
 each is reported, so load from other processes hits both alike. Rates are printed twice: by wall
-clock and by process CPU time; with `--threads 1` (both sides single-threaded) the CPU-time ratio is
-the one that survives a shared, busy machine. Targets: fwd+bwd >= 1.0x, forward >= 1.2x.
+clock and by process CPU time; with `--threads 1` (the process pinned to one core, both sides
+single-threaded) the CPU-time ratio is the one that survives a shared, busy machine.
+Targets: fwd+bwd >= 1.0x, forward >= 1.2x.
 With `--config base` (ViT-B/32 + BERT-base, 224 px, 96 tokens) it prints achieved TFLOP/s (XLA's own
 FLOP count of the step) and, given `--peak-tflops` (e.g. 989 for an H100's dense bf16), the model
 FLOPs utilisation. Results go to docs/benchmarks.md ("## Towers").
@@ -129,6 +130,18 @@ def torch_functions(folder: str, threads: int, dtype_name: str):
     return to_torch, train_step, embed
 
 
+def pin_to_cores(count: int) -> None:
+    """Run the whole process (both sides) on `count` cores, so that "1 thread" holds for XLA too.
+
+    XLA:CPU sizes its thread pool from the cores the process may use when its backend starts (at the
+    first jax call, after this), and runs independent ops of a step in parallel: an XLA flag alone
+    left it on two cores while PyTorch had one.
+    """
+    cores = sorted(os.sched_getaffinity(0))
+    if count < len(cores):
+        os.sched_setaffinity(0, cores[-count:])
+
+
 def timed(fn, repeats: int) -> tuple[float, float]:
     """(wall seconds, process CPU seconds) per call. On a shared machine the CPU time of a
     single-threaded run is the steadier measure: waiting for a core does not count."""
@@ -147,7 +160,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="steps per timing round")
     parser.add_argument("--dropout", type=float, default=0.0, help="BERT dropout in the training step")
     parser.add_argument(
-        "--threads", type=int, default=os.cpu_count() or 1, help="torch threads; 1 = both sides"
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="cores for both sides (the process is pinned to that many) and torch's thread count",
     )
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="device peak, for MFU")
     parser.add_argument(
@@ -155,11 +171,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    if args.threads == 1:  # XLA reads this when its CPU backend starts, i.e. at the first jax call below
-        os.environ["XLA_FLAGS"] = (
-            os.environ.get("XLA_FLAGS", "")
-            + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        )
+    pin_to_cores(args.threads)
     vision, text, length, projection_dim = CONFIGS[args.config]
     text = TextSizes(
         **{**text.__dict__, "hidden_dropout_prob": args.dropout, "attention_probs_dropout_prob": args.dropout}

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from clipit.models.layers import dense, matmul
+
 
 class SelfAttention(nnx.Module):
     def __init__(self, hidden_size: int, num_heads: int, *, dropout: float, dtype, rngs: nnx.Rngs) -> None:
@@ -42,7 +44,7 @@ class SelfAttention(nnx.Module):
         if rows == length:  # one [D, 3D] GEMM instead of three [D, D]: better use of the matmul units
             q, k, v = jnp.split(self._fused_projection(flat, (self.query, self.key, self.value)), 3, axis=-1)
         else:
-            q = self.query(x[:, :rows].reshape(batch * rows, width))
+            q = dense(self.query, x[:, :rows].reshape(batch * rows, width))
             k, v = jnp.split(self._fused_projection(flat, (self.key, self.value)), 2, axis=-1)
         q = q.reshape(batch, rows, self.num_heads, self.head_dim)
         k = k.reshape(batch, length, self.num_heads, self.head_dim)
@@ -51,13 +53,13 @@ class SelfAttention(nnx.Module):
             context = jax.nn.dot_product_attention(q, k, v, mask=mask)  # fused kernels on GPU/TPU
         else:
             context = self._explicit_attention(q, k, v, mask, deterministic=deterministic)
-        return self.out(context.reshape(batch * rows, width)).reshape(batch, rows, width)
+        return dense(self.out, context.reshape(batch * rows, width)).reshape(batch, rows, width)
 
     def _fused_projection(self, flat: jax.Array, linears: tuple[nnx.Linear, ...]) -> jax.Array:
         dtype = linears[0].dtype or flat.dtype
         kernel = jnp.concatenate([linear.kernel[...] for linear in linears], axis=1).astype(dtype)
         bias = jnp.concatenate([linear.bias[...] for linear in linears]).astype(dtype)
-        return flat.astype(dtype) @ kernel + bias
+        return matmul(flat.astype(dtype), kernel) + bias
 
     def _explicit_attention(self, q, k, v, mask, *, deterministic: bool):
         """Heads-major batched matmuls: on CPU about twice as fast as dot_product_attention's layout."""

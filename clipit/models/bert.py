@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from clipit.models.attention import SelfAttention
+from clipit.models.layers import dense, dense_activation, layer_norm
 from clipit.models.sizes import TextSizes
 from clipit.models.vit import exact_gelu
 
@@ -39,7 +40,7 @@ class BertEmbeddings(nnx.Module):
             + self.position_embeddings(positions)
             + self.token_type_embeddings(token_type_ids)
         )
-        return self.dropout(self.LayerNorm(x), deterministic=deterministic)
+        return self.dropout(layer_norm(self.LayerNorm, x), deterministic=deterministic)
 
 
 class BertLayer(nnx.Module):
@@ -64,11 +65,13 @@ class BertLayer(nnx.Module):
         """[B, T, D] -> [B, T, D], or [B, queries, D]: only the first tokens (see SelfAttention)."""
         attended = self.attention(x, mask, deterministic=deterministic, queries=queries)
         x = x[:, : attended.shape[1]]
-        x = self.attention_norm(x + self.dropout(attended, deterministic=deterministic))
+        x = layer_norm(self.attention_norm, x + self.dropout(attended, deterministic=deterministic))
         batch, length, width = x.shape
         flat = x.reshape(batch * length, width)  # 2-d GEMMs (see attention.py)
-        hidden = self.output(exact_gelu(self.intermediate(flat))).reshape(batch, length, width)
-        return self.output_norm(x + self.dropout(hidden, deterministic=deterministic))
+        hidden = dense(self.output, dense_activation(self.intermediate, flat, exact_gelu)).reshape(
+            batch, length, width
+        )
+        return layer_norm(self.output_norm, x + self.dropout(hidden, deterministic=deterministic))
 
 
 class Bert(nnx.Module):
@@ -112,4 +115,4 @@ class Bert(nnx.Module):
         hidden = self.encode(
             input_ids, attention_mask, token_type_ids, deterministic=deterministic, cls_only=True
         )
-        return jnp.tanh(self.pooler(hidden[:, 0]))
+        return jnp.tanh(dense(self.pooler, hidden[:, 0]))

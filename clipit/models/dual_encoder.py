@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from clipit.models.bert import Bert
+from clipit.models.layers import dense
 from clipit.models.sizes import TextSizes, VisionSizes
 from clipit.models.vit import VisionTransformer
 
@@ -74,11 +75,11 @@ class DualEncoder(nnx.Module):
 
     def project_image(self, pooled: jax.Array) -> jax.Array:
         """[B, Dv] -> [B, projection_dim], not normalised (HF's `get_image_features`)."""
-        return self.visual_projection(pooled)
+        return dense(self.visual_projection, pooled)
 
     def project_text(self, pooled: jax.Array) -> jax.Array:
         """[B, Dt] -> [B, projection_dim], not normalised (HF's `get_text_features`)."""
-        return self.text_projection(pooled)
+        return dense(self.text_projection, pooled)
 
     def encode_image(self, pixel_values: jax.Array) -> jax.Array:
         """L2-normalised float32 image embeddings [B, projection_dim] (inference)."""
