@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -22,6 +21,8 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check clipit tests benchmarks
 
+# The tests check data parallelism on 8 virtual CPU devices; the demo runs as a user's `clipit demo` does.
+test: export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
