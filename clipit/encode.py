@@ -6,8 +6,8 @@ float32, L2-normalised rows:
 
 - `encode_images(paths or PIL images)`: decoding and the eval transform (clipit.data.preprocess, the same
   as CLIPImageProcessor) run in a thread pool ahead of the model, so decoding overlaps the forward pass.
-  The threads stop at uint8 pixels (resize + centre crop); the jitted forward pass normalises them
-  (clipit.models.pixels, the same values as preprocess.eval_transform): a quarter of the bytes to move.
+  The threads stop at uint8 pixels (resize + centre crop); the model normalises them in the jitted
+  forward pass (the same values as preprocess.eval_transform): a quarter of the bytes to move.
   An unreadable image is reported (a warning naming it) and counted, never fatal: the result says which
   inputs were kept.
 - `encode_texts(texts)`: tokenised once, padded to the longest text of the call (rounded up to 8, at most
@@ -89,7 +89,7 @@ class Encoder:
         def prepare(item) -> np.ndarray | str:
             try:
                 pixels = to_rgb(item) if isinstance(item, Image.Image) else load_image(Path(item))
-                return eval_resize_crop(pixels, self.image_size)  # normalised in _encode_image
+                return eval_resize_crop(pixels, self.image_size)  # uint8: the model normalises it
             except (ClipitError, OSError, ValueError, Image.DecompressionBombError) as exc:
                 return getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
 
@@ -164,9 +164,7 @@ class Encoder:
 
 @functools.partial(jax.jit, static_argnums=0)
 def _encode_image(graphdef, state, pixels):
-    from clipit.models.pixels import normalize_pixels  # clipit.models loads lazily here (see open_model)
-
-    return nnx.merge(graphdef, state).encode_image(normalize_pixels(pixels))
+    return nnx.merge(graphdef, state).encode_image(pixels)  # uint8: normalised inside the model
 
 
 @functools.partial(jax.jit, static_argnums=0)

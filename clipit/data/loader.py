@@ -18,9 +18,8 @@ same for any number of workers, and the loader position is just the next step (`
 
 Pixels stay uint8 on purpose: a batch of 64 at 224 px is 9.6 MB instead of 38.5 MB in float32, which
 is what a worker process writes into shared memory (page faults and all) and what goes to the device.
-The consumer normalises on the device: `clipit.models.pixels.normalize_pixels` (the train, eval and
-cache steps call it) gives exactly `preprocess.normalize`'s float32 values. Anything else that reads
-loader batches must do the same.
+The model normalises them on the device (`DualEncoder.image_features` takes uint8 or normalised
+floats; `clipit.models.pixels.normalize_pixels` gives exactly `preprocess.normalize`'s float32 values).
 
 A corrupt image does not stop training: its slot is filled with a copy of another sample of the same
 batch (same caption_id, so a multi-positive loss treats it consistently), marked valid=False, counted

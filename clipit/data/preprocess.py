@@ -16,8 +16,8 @@ pixels at training and at inference time.
   (`swap_left_right`), so the caption stays true of the flipped image.
 
 Two pixel forms: the loader hands uint8 RGB over (`train_transform`, `eval_resize_crop`: a quarter of
-the bytes through shared memory and to the device) and the jitted steps normalise on the device
-(clipit.models.pixels); eval and embed use `eval_transform`'s float32 directly. Both forms give the
+the bytes through shared memory and to the device) and the model normalises them on the device
+(clipit.models.pixels); `eval_transform` gives the float32 form directly. Both forms give the
 same numbers: `normalize` here and `normalize_pixels` there compute (x - mean*255) * (1 / (std*255))
 in float32.
 """
@@ -195,7 +195,7 @@ def train_transform(
 ) -> tuple[np.ndarray, bool]:
     """Random resized crop + flip (+ jitter) to uint8 RGB [size, size, 3]; returns (pixels, flipped).
 
-    Not normalised: the loader hands uint8 over and the step normalises on the device (see the module
+    Not normalised: the loader hands uint8 over and the model normalises on the device (see the module
     docstring); `normalize(pixels)` gives the float32 form. With `out` (uint8, C-contiguous), OpenCV
     writes the last stage straight into it: no extra copy of the image.
     """

@@ -12,6 +12,9 @@ advanced state out (`nnx.split` again after the forward pass); with `determinist
 
 `dtype=jnp.bfloat16` computes in bf16 while parameters stay float32; outputs of the `*_features` and
 `project_*` methods are in the compute dtype and `encode_*` return float32.
+
+Pixels: CLIP-normalised floats, or uint8 RGB as the loader and the encoder hand them over (normalised
+here, on the device, by clipit.models.pixels: one place for every caller).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from flax import nnx
 
 from clipit.models.bert import Bert
 from clipit.models.layers import dense
+from clipit.models.pixels import normalize_pixels
 from clipit.models.sizes import TextSizes, VisionSizes
 from clipit.models.vit import VisionTransformer
 
@@ -60,8 +64,9 @@ class DualEncoder(nnx.Module):
         return self.text_model.sizes
 
     def image_features(self, pixel_values: jax.Array, *, deterministic: bool = True) -> jax.Array:
-        """Pooled image features [B, Dv] (post_layernorm of CLS), before the projection."""
-        return self.vision_model(pixel_values, deterministic=deterministic)
+        """Pooled image features [B, Dv] (post_layernorm of CLS), before the projection; `pixel_values`
+        NHWC, uint8 RGB or already CLIP-normalised floats."""
+        return self.vision_model(normalize_pixels(pixel_values), deterministic=deterministic)
 
     def text_features(
         self,

@@ -16,11 +16,11 @@ from flax import nnx
 
 from clipit import atomic
 from clipit.errors import ModelError
-from clipit.models import hf_keys
+from clipit.models import hf_keys, pixels
 from clipit.models.dual_encoder import DualEncoder
 
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+CLIP_MEAN = list(pixels.CLIP_MEAN)  # lists: as preprocessor_config.json holds them
+CLIP_STD = list(pixels.CLIP_STD)
 BICUBIC = 3  # PIL.Image.BICUBIC, the resample code transformers stores
 
 

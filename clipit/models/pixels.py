@@ -1,9 +1,9 @@
 """The image towers' input normalisation, on the device: uint8 RGB -> CLIP-normalised float32.
 
 The loader hands pixels over as uint8 (a quarter of the bytes of float32 through shared memory and to
-the accelerator) and the jitted train, eval and cache steps call `normalize_pixels` before the image
-tower, where it costs next to nothing. Float input is taken as already normalised (eval/embed's
-`preprocess.eval_transform`, tests, benchmarks) and passes through unchanged.
+the accelerator) and `DualEncoder.image_features` calls `normalize_pixels` before the image tower,
+inside the jitted steps, where it costs next to nothing. Float input is taken as already normalised
+(`preprocess.eval_transform`, tests, benchmarks) and passes through unchanged.
 
 The arithmetic is clipit.data.preprocess.normalize's, in the same order and precision, so both paths
 give the same values: (float32(x) - mean*255) * (1 / (std*255)).

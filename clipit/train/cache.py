@@ -63,7 +63,7 @@ def build_cache(
     """One deterministic pass of the frozen towers over `batches` (the train split, no augmentation).
 
     Corrupt images (valid=False in an ordered pass) are left out with the padding. The loader's uint8
-    pixels go to the device as they are: `features` (step.make_tower_features) normalises them there.
+    pixels go to the device as they are: the model normalises them there.
     """
     parts: dict[str, list[np.ndarray]] = {k: [] for k in CACHE_KEYS}
     for local in batches:

@@ -6,8 +6,8 @@ bias; empty for InfoNCE). The step differentiates only the trainable parameters,
 no gradient computation and no optimizer state, and they run deterministically (no dropout).
 The state is donated: the update happens in place on the device.
 
-`pixel_values` arrive as the loader hands them over, uint8 RGB, and are normalised here on the device
-(clipit.models.pixels); already-normalised float pixels pass through unchanged.
+`pixel_values` arrive as the loader hands them over, uint8 RGB; the model normalises them on the
+device (DualEncoder.image_features).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import optax
 from jax.sharding import Mesh
 
 from clipit.config.train import TrainConfig
-from clipit.models.pixels import normalize_pixels
 from clipit.train import losses
 from clipit.train.mesh import replicated
 from clipit.train.model_state import ModelParts, Params
@@ -46,8 +45,7 @@ def embed_batch(model, batch: dict, *, train_vision: bool, train_text: bool) -> 
     if "image_pooled" in batch:
         image_pooled, text_pooled = batch["image_pooled"], batch["text_pooled"]
     else:
-        pixels = normalize_pixels(batch["pixel_values"])
-        image_pooled = model.image_features(pixels, deterministic=not train_vision)
+        image_pooled = model.image_features(batch["pixel_values"], deterministic=not train_vision)
         text_pooled = model.text_features(
             batch["input_ids"], batch["attention_mask"], deterministic=not train_text
         )
@@ -127,7 +125,7 @@ def make_tower_features(parts: ModelParts, mesh: Mesh) -> Callable[[Params, Para
     def features(params: Params, rest: Params, batch: dict) -> dict:
         model = parts.merge(params, rest)
         return {
-            "image_pooled": model.image_features(normalize_pixels(batch["pixel_values"]), deterministic=True),
+            "image_pooled": model.image_features(batch["pixel_values"], deterministic=True),
             "text_pooled": model.text_features(batch["input_ids"], batch["attention_mask"], deterministic=True),
         }
 
