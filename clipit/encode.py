@@ -10,12 +10,13 @@ float32, L2-normalised rows:
   forward pass (the same values as preprocess.eval_transform): a quarter of the bytes to move.
   An unreadable image is reported (a warning naming it) and counted, never fatal: the result says which
   inputs were kept.
-- `encode_texts(texts)`: tokenised once, padded to the longest text of the call (rounded up to 8, at most
-  the model's limit) rather than to the limit: BERT's output does not depend on padding, and short
-  prompts then cost a fraction of the time.
+- `encode_texts(texts)`: tokenised once, sorted by length, and each batch padded to its own longest
+  text (rounded up to a length bucket: 8, 16, 32, 64, ...; at most the model's limit) rather than to
+  the limit: BERT's output does not depend on padding, so short captions cost a fraction of the time
+  even when a few long ones are in the same call. Rows come back in input order.
 
-Each call jit-compiles one function of fixed shape: batches are all `batch_size` rows (the last one
-padded), so XLA compiles once per call, not once per distinct batch size.
+Batches are all `batch_size` rows (the last one padded), so XLA compiles one image function, and one
+text function per length bucket in use, not one per distinct batch size.
 """
 
 from __future__ import annotations
@@ -128,17 +129,22 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         ids, mask = tokenize(self.tokenizer, texts, self.max_text_length)
-        length = min(ids.shape[1], _round_up(int(mask.sum(axis=1).max()), 8))
-        ids, mask = np.asarray(ids[:, :length], np.int32), np.asarray(mask[:, :length], np.int32)
+        lengths = mask.sum(axis=1)
+        # Shortest first, each batch cut to its own longest text (rounded up to a bucket): a batch of
+        # short captions stops paying for the one long caption elsewhere in the call.
+        order = np.argsort(lengths, kind="stable")
         batch = _batch_rows(batch_size, len(texts))
         encode = self._function("text")
-        out: list[np.ndarray] = []
+        out = np.zeros((len(texts), self.dim), np.float32)
         with progress() as bar:
             task = bar.add_task(f"encoding {description}", total=len(texts))
             for start in range(0, len(texts), batch):
-                out.append(self._run(encode, (ids[start : start + batch], mask[start : start + batch]), batch))
-                bar.advance(task, min(batch, len(texts) - start))
-        return np.concatenate(out)
+                rows = order[start : start + batch]
+                length = min(ids.shape[1], _length_bucket(int(lengths[rows].max())))
+                inputs = (ids[rows, :length].astype(np.int32), mask[rows, :length].astype(np.int32))
+                out[rows] = self._run(encode, inputs, batch)
+                bar.advance(task, len(rows))
+        return out
 
     # -- compiled forward passes --------------------------------------------------------------------
     def _function(self, kind: str) -> Callable:
@@ -177,8 +183,13 @@ def _batch_rows(batch_size: int, count: int) -> int:
     return max(1, min(batch_size, 1 << max(0, count - 1).bit_length()))
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return max(multiple, -(-value // multiple) * multiple)
+def _length_bucket(tokens: int) -> int:
+    """Padded text length for a batch whose longest text has `tokens` tokens: 8, 16, 32, then
+    multiples of 32. Coarse buckets bound the compiled text shapes (4 for a 64-token model, 6 for 128),
+    and padding never more than doubles a batch's length (BERT's output does not depend on it)."""
+    if tokens <= 32:
+        return max(8, 1 << max(0, tokens - 1).bit_length())
+    return -(-tokens // 32) * 32
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:

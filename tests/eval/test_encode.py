@@ -85,3 +85,18 @@ def test_list_images_is_recursive_and_sorted(tmp_path):
     write_images(tmp_path / ".hidden", [(8, 8)])
     found = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
     assert found == ["a/deep/y00.png", "a/deep/y01.jpg", "b/z00.png", "c00.png"]
+
+
+def test_texts_are_batched_by_length_and_returned_in_order(encoder, reference):
+    """Long and short captions interleaved, batches of 2: sorted by length, each batch cut to its own
+    bucket (8 or 32 tokens here), yet every row equals PyTorch's on the fully padded input, in input order."""
+    from clipit.encode import _length_bucket
+
+    texts = [TEXTS[1] + " " + TEXTS[3], "cane", TEXTS[1], "gatto", TEXTS[0], "una casa rossa"]
+    vectors = encoder.encode_texts(texts, batch_size=2)
+    np.testing.assert_allclose(vectors, reference.texts(texts), atol=1e-5)
+    for index, text in enumerate(texts):  # each alone: its own shortest padding
+        np.testing.assert_allclose(encoder.encode_texts([text])[0], vectors[index], atol=1e-6)
+    assert [_length_bucket(n) for n in (1, 8, 9, 16, 17, 32, 33, 64, 65, 128)] == [
+        8, 8, 16, 16, 32, 32, 64, 64, 96, 128,
+    ]
