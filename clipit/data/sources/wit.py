@@ -14,7 +14,6 @@ rows.
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ COLUMNS = (
     "page_changed_recently", "context_page_description", "context_section_description",
 )  # fmt: skip
 NEEDED = ("language", "image_url", "caption_reference_description", "mime_type", "page_url", "page_title")
-CHUNK_ROWS = 100_000
 IMAGE_TYPES = {"image/jpeg", "image/png"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _CITATION = re.compile(r"\s*\[\s*\d+\s*\]")
@@ -103,41 +101,59 @@ def read_rows(source: WitSource) -> tuple[list[dict[str, Any]], int]:
 
 
 def _chunks(path: Path):
-    """DataFrame chunks of one TSV; their index is the 0-based data row number across chunks."""
-    import pandas as pd  # here, not at the top: `clipit --help` should not pay for it
+    """DataFrame chunks of one TSV (every column a string, empty fields ""); their index is the 0-based
+    data row number across chunks.
+
+    pyarrow's streaming CSV reader rather than pandas': pandas pads a row with too few fields with ""
+    (indistinguishable from empty fields), so a line cut short would pass as a row with, say, no
+    mime type. pyarrow reports every row whose field count differs from the header's, too few or too
+    many, and the row is named in the error. Quoting as pandas and Python's csv read it: a field that
+    starts with a double quote runs to the closing quote, tabs and newlines included.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
 
     if not path.is_file():
         raise DataError(f"WIT TSV {path} does not exist", "pass --tsv with WIT's .tsv.gz files")
+    ragged: list[Any] = []
+
+    def refuse(row) -> str:
+        ragged.append(row)
+        return "error"
+
     try:
-        with warnings.catch_warnings():
-            # index_col=False: a row with one field too many must not turn column 1 into the index;
-            # pandas then drops the extra field with a ParserWarning, which is an error here.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            reader = pd.read_csv(
-                path,
-                sep="\t",
-                dtype=str,
-                keep_default_na=False,
-                index_col=False,
-                chunksize=CHUNK_ROWS,
-                compression="infer",
-                encoding="utf-8",
+        reader = pa_csv.open_csv(
+            path,  # a .gz name is decompressed on the fly
+            read_options=pa_csv.ReadOptions(block_size=16 << 20, encoding="utf8"),
+            parse_options=pa_csv.ParseOptions(delimiter="\t", newlines_in_values=True, invalid_row_handler=refuse),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in COLUMNS},  # as written: no number parsing
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        missing = [c for c in NEEDED if c not in reader.schema.names]
+        if missing:
+            raise DataError(
+                f"{path}: missing column(s) {', '.join(missing)}",
+                f"WIT TSVs have a header with {', '.join(COLUMNS[:7])}, ...",
             )
-            with reader:
-                for chunk in reader:
-                    missing = [c for c in NEEDED if c not in chunk.columns]
-                    if missing:
-                        raise DataError(
-                            f"{path}: missing column(s) {', '.join(missing)}",
-                            f"WIT TSVs have a header with {', '.join(COLUMNS[:7])}, ...",
-                        )
-                    yield chunk
-    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
-        raise DataError(
-            f"{path}: malformed TSV: {' '.join(str(exc).split())}", "is this a WIT TSV?"
-        ) from None
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise DataError(f"cannot read {path}: {exc}", "is this a (gzipped) WIT TSV?") from None
+        first_row = 0
+        for batch in reader:
+            chunk = batch.to_pandas()
+            chunk.index = range(first_row, first_row + len(chunk))
+            first_row += len(chunk)
+            yield chunk
+    except (pa.ArrowInvalid, pa.ArrowIOError, UnicodeDecodeError, OSError, EOFError) as exc:
+        if ragged:
+            row = ragged[0]
+            text = row.text if len(row.text) <= 80 else row.text[:77] + "..."
+            raise DataError(
+                f"{path}: malformed TSV: a row has {row.actual_columns} fields, the header "
+                f"{row.expected_columns}: {text!r}",
+                "a line cut short or with stray tabs: repair or re-download the file",
+            ) from None
+        raise DataError(f"cannot read {path}: {' '.join(str(exc).split())}", "is it a whole (gzipped) WIT TSV? Re-download it if it was cut short") from None
 
 
 def run(source: WitSource, download: DownloadSettings, val_fraction: float) -> dict[str, Any]:

@@ -163,15 +163,32 @@ def test_bad_wit_tsv_is_one_line_naming_the_file_and_exit_2(tmp_path):
     assert result.stderr.startswith(
         f"error: {short}: missing column(s) caption_reference_description, mime_type"
     )
-    ragged = tmp_path / "ragged.tsv"
-    ragged.write_text(
-        "\n".join(["\t".join(wit.COLUMNS), "\t".join(["it"] * 17), "\t".join(["it"] * 18)]) + "\n"
-    )
-    result = runner.invoke(app, ["download", "wit", "--tsv", str(ragged), "--out", str(tmp_path / "o")])
-    assert result.exit_code == 2
-    assert (
-        result.stderr.startswith(f"error: {ragged}: malformed TSV")
-        and "Expected 17 fields in line 3, saw 18" in result.stderr
-    )
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "o").exists()
+    good = "\t".join(["it"] * 17)
+    for name, bad_line, fields in (("ragged.tsv", "\t".join(["it"] * 18), 18), ("cut.tsv", "it\thttp://x/b.jpg", 2)):
+        tsv = tmp_path / name  # a stray tab, or a line cut short: named, not padded into a row
+        tsv.write_text("\n".join(["\t".join(wit.COLUMNS), good, bad_line, good]) + "\n")
+        result = runner.invoke(app, ["download", "wit", "--tsv", str(tsv), "--out", str(tmp_path / "o")])
+        assert result.exit_code == 2
+        assert result.stderr.startswith(
+            f"error: {tsv}: malformed TSV: a row has {fields} fields, the header 17: {bad_line!r}"
+        )
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "o").exists()
+
+
+def test_quoted_fields_empty_fields_and_number_like_text_are_read_as_written(tmp_path):
+    """A quoted description may hold tabs, newlines and doubled quotes; an empty field is "" (filtered as
+    such), and a field that looks like a number stays text."""
+    row = wit_row("it", "http://x/a.jpg", "")
+    lines = ["\t".join(wit.COLUMNS)]
+    quoted = dict(row, caption_reference_description='"Il ""Duomo""\tdi\nMilano"', original_height="0042")
+    lines.append("\t".join(quoted[c] for c in wit.COLUMNS))
+    lines.append("\t".join(row[c] for c in wit.COLUMNS))
+    tsv = tmp_path / FILE
+    with gzip.open(tsv, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    rows, read = wit.read_rows(WitSource(tsv=[tsv], proper_noun_filter=False))
+    assert read == 2 and [r["row"] for r in rows] == [0, 1]
+    assert rows[0]["caption"] == 'Il "Duomo" di Milano' and rows[0]["reason"] is None
+    assert rows[0]["record"]["original_height"] == "0042"
+    assert rows[1]["caption"] == "" and rows[1]["reason"] == "empty caption_reference_description"
