@@ -1,6 +1,9 @@
 """Training throughput: clipit's jitted step vs a PyTorch transformers loop, same model, batch and loss.
 
-    python benchmarks/train_step.py [--steps 8] [--batch 64] [--size tiny|small]
+    python benchmarks/train_step.py [--steps 8] [--batch 64] [--size tiny|small|demo]
+
+`--size demo` is the model of configs/tiny.toml as shipped (what `clipit demo` trains: patch 16 at
+64 px, 16 tokens); `tiny` is the smaller-patch shape the demo used before (patch 8, 24 tokens).
 
 The model is built once by clipit (random init) and exported to an HF VisionTextDualEncoder folder;
 the reference loads that folder in transformers' PyTorch `VisionTextDualEncoderModel` and trains it
@@ -15,6 +18,7 @@ import argparse
 import json
 import tempfile
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -102,11 +106,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    parser.add_argument("--size", choices=[*sorted(SIZES), "demo"], default="tiny")
     args = parser.parse_args()
-    overrides = [*SIZES[args.size], "model.text.dropout=0.0", f"train.batch_size={args.batch}",
+    overrides = [*SIZES.get(args.size, []), "model.text.dropout=0.0", f"train.batch_size={args.batch}",
                  'train.phases=[{name="all", steps=100, warmup=0.0}]']
-    config = load_config(None, overrides)
+    demo_config = Path(__file__).resolve().parents[1] / "configs" / "tiny.toml"
+    config = load_config(demo_config if args.size == "demo" else None, overrides)
     model, _ = build_model(config.model)
     raw = batch_for(config, args.batch)
     with tempfile.TemporaryDirectory() as tmp:

@@ -186,7 +186,7 @@ def _batch_rows(batch_size: int, count: int) -> int:
 def _length_bucket(tokens: int) -> int:
     """Padded text length for a batch whose longest text has `tokens` tokens: 8, 16, 32, then
     multiples of 32. Coarse buckets bound the compiled text shapes (4 for a 64-token model, 6 for 128),
-    and padding never more than doubles a batch's length (BERT's output does not depend on it)."""
+    and above 8 tokens padding at most doubles a batch's length (BERT's output does not depend on it)."""
     if tokens <= 32:
         return max(8, 1 << max(0, tokens - 1).bit_length())
     return -(-tokens // 32) * 32
