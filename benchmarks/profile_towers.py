@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/profile_towers.py --step forward --threads 1
     python benchmarks/profile_towers.py --config base --dtype bfloat16 --batch 256   # on a GPU
 
-The same model, batch and step as benchmarks/towers.py (its `jax_functions`), traced for `--calls`
+The same model, batch and step as benchmarks/towers.py (its `model_and_batch`, `jax_functions`), traced for `--calls`
 calls after a warm-up, then read back with `jax.profiler.ProfileData` (no TensorBoard needed). On a
 GPU the device plane's "XLA Ops" line gives each HLO op's kernel time; on the CPU the executor
 threads' events give each thunk's time. Ops are printed with their share of the step and the source
@@ -23,12 +23,7 @@ import re
 import tempfile
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-from towers import CONFIGS, jax_functions, pin_to_cores
-
-from clipit.models.build import create_model
-from clipit.models.sizes import TextSizes
+from towers import CONFIGS, jax_functions, model_and_batch, pin_to_cores
 
 # Wrapper events that enclose the ops rather than being ops (CPU thunk executor, runtime, python).
 _NOT_OPS = ("ThunkExecutor", "Thread", "end:", "$", "Slinky", "Pjit", "ParseArguments", "Common", "Handle")
@@ -83,17 +78,10 @@ def main() -> None:
 
     if args.threads:
         pin_to_cores(args.threads)
-    vision, text, length, projection_dim = CONFIGS[args.config]
-    text = TextSizes(**{**text.__dict__, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
-    dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
-    model = create_model(vision, text, projection_dim, 2.6592, dtype, seed=0)
-    rng = np.random.default_rng(0)
-    pixels = rng.standard_normal((args.batch, vision.image_size, vision.image_size, 3), dtype=np.float32)
-    ids = rng.integers(5, text.vocab_size, (args.batch, length)).astype(np.int32)
-    mask = (np.arange(length)[None] < rng.integers(length // 3, length + 1, (args.batch, 1))).astype(np.int32)
+    model, batch = model_and_batch(args.config, args.dtype, args.batch)
     params, train_step, embed = jax_functions(model)
     step = train_step if args.step == "train" else embed
-    inputs = [jax.device_put(x) for x in (params, pixels, ids, mask)]
+    inputs = [jax.device_put(x) for x in (params, *batch)]
     compiled = step.lower(*inputs).compile()
     sources = op_sources(compiled.as_text())
     for _ in range(2):

@@ -67,6 +67,22 @@ def tokenizer_folder(vocab_size: int, folder: str) -> str:
     return folder
 
 
+def model_and_batch(config: str, dtype_name: str, batch: int, dropout: float = 0.0):
+    """The benchmarked model (seed 0) and one batch: (model, (pixels, input_ids, attention_mask))."""
+    vision, text, length, projection_dim = CONFIGS[config]
+    text = TextSizes(**{**text.__dict__, "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout})
+    dtype = jnp.bfloat16 if dtype_name == "bfloat16" else jnp.float32
+    model = create_model(vision, text, projection_dim, 2.6592, dtype, seed=0)
+    rng = np.random.default_rng(0)
+    pixels = rng.standard_normal((batch, vision.image_size, vision.image_size, 3), dtype=np.float32)
+    ids = rng.integers(5, text.vocab_size, (batch, length)).astype(np.int32)
+    ids[:, 0] = 2
+    mask = np.ones_like(ids)
+    for row in range(batch):  # realistic padding: captions of varying length
+        mask[row, rng.integers(length // 3, length + 1) :] = 0
+    return model, (pixels, ids, mask)
+
+
 def jax_functions(model):
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
@@ -192,19 +208,7 @@ def main() -> None:
 
     pin_to_cores(args.threads)
     vision, text, length, projection_dim = CONFIGS[args.config]
-    text = TextSizes(
-        **{**text.__dict__, "hidden_dropout_prob": args.dropout, "attention_probs_dropout_prob": args.dropout}
-    )
-    dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
-    model = create_model(vision, text, projection_dim, 2.6592, dtype, seed=0)
-
-    rng = np.random.default_rng(0)
-    pixels = rng.standard_normal((args.batch, vision.image_size, vision.image_size, 3), dtype=np.float32)
-    ids = rng.integers(5, text.vocab_size, (args.batch, length)).astype(np.int32)
-    ids[:, 0] = 2
-    mask = np.ones_like(ids)
-    for row in range(args.batch):  # realistic padding: captions of varying length
-        mask[row, rng.integers(length // 3, length + 1) :] = 0
+    model, (pixels, ids, mask) = model_and_batch(args.config, args.dtype, args.batch, args.dropout)
     params, jax_train, jax_embed = jax_functions(model)
     jax_inputs = [jax.device_put(x) for x in (pixels, ids, mask)]
 

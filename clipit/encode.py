@@ -141,8 +141,7 @@ class Encoder:
             for start in range(0, len(texts), batch):
                 rows = order[start : start + batch]
                 length = min(ids.shape[1], _length_bucket(int(lengths[rows].max())))
-                inputs = (ids[rows, :length].astype(np.int32), mask[rows, :length].astype(np.int32))
-                out[rows] = self._run(encode, inputs, batch)
+                out[rows] = self._run(encode, (ids[rows, :length], mask[rows, :length]), batch)  # int32 already
                 bar.advance(task, len(rows))
         return out
 
