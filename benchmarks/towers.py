@@ -78,8 +78,10 @@ def model_and_batch(config: str, dtype_name: str, batch: int, dropout: float = 0
     ids = rng.integers(5, text.vocab_size, (batch, length)).astype(np.int32)
     ids[:, 0] = 2
     mask = np.ones_like(ids)
-    for row in range(batch):  # realistic padding: captions of varying length
-        mask[row, rng.integers(length // 3, length + 1) :] = 0
+    for row in range(batch):  # realistic padding: captions of varying length, [PAD] (id 0) after
+        end = rng.integers(length // 3, length + 1)
+        mask[row, end:] = 0
+        ids[row, end:] = 0
     return model, (pixels, ids, mask)
 
 

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from clipit.models.attention import SelfAttention
+from clipit.models.embedding import lookup
 from clipit.models.layers import dense, dense_activation, layer_norm
 from clipit.models.sizes import TextSizes
 from clipit.models.vit import exact_gelu
@@ -34,11 +35,12 @@ class BertEmbeddings(nnx.Module):
         self.dropout = nnx.Dropout(sizes.hidden_dropout_prob, rngs=rngs)
 
     def __call__(self, input_ids, token_type_ids, *, deterministic: bool) -> jax.Array:
-        positions = jnp.arange(input_ids.shape[1])[None, :]
+        # Summed in float32 from the float32 tables (LayerNorm computes in float32 anyway); the
+        # lookups' backward passes are what makes this fast on GPUs (see embedding.py).
         x = (
-            self.word_embeddings(input_ids)
-            + self.position_embeddings(positions)
-            + self.token_type_embeddings(token_type_ids)
+            lookup(self.word_embeddings.embedding[...], input_ids)
+            + self.position_embeddings.embedding[: input_ids.shape[1]]  # positions 0..T-1: a slice
+            + lookup(self.token_type_embeddings.embedding[...], token_type_ids)
         )
         return self.dropout(layer_norm(self.LayerNorm, x), deterministic=deterministic)
 

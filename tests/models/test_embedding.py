@@ -1,0 +1,77 @@
+"""BERT's embedding lookups: same rows as a gather, gradients summed exactly, no bf16 or small-table scatter."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from clipit.models.build import create_model
+from clipit.models.embedding import lookup
+from clipit.models.sizes import TextSizes, VisionSizes
+
+
+def table(rows: int, width: int = 8) -> jax.Array:
+    return jax.random.normal(jax.random.key(rows), (rows, width))
+
+
+@pytest.mark.parametrize("rows", [2, 300])  # the one-hot path (token types) and the gather path
+def test_lookup_indexes_as_nnx_embed_does(rows):
+    weights = table(rows)
+    ids = jnp.array([[0, 1, rows - 1], [rows - 1, 0, 0]])
+    np.testing.assert_array_equal(lookup(weights, ids), weights[ids])
+    assert lookup(weights, ids).dtype == jnp.float32
+    edges = jnp.array([-1, rows, -rows - 1])
+    reference = nnx.Embed(rows, 8, rngs=nnx.Rngs(0))
+    reference.embedding = nnx.Param(weights)
+    np.testing.assert_array_equal(lookup(weights, edges), reference(edges))  # last row, NaN, NaN
+    assert np.isnan(lookup(weights, edges)[1:]).all()
+
+
+@pytest.mark.parametrize("rows", [2, 300])
+def test_gradient_of_a_row_used_thousands_of_times_is_the_exact_sum(rows):
+    """20,000 positions add into row 0 (BERT's token type 0, or [CLS]), with bf16 gradients as a
+    bf16 model hands back: the table's gradient is their float64 sum to float32 precision (a bf16
+    accumulator, what autodiff of nnx.Embed(dtype=bfloat16) scatters into, is off by percents)."""
+    rng = np.random.default_rng(0)
+    ids = np.zeros(20_000, np.int32)
+    ids[::7] = rows - 1
+    cotangent = rng.standard_normal((ids.size, 8)).astype(np.float32)
+    cotangent[::5] = 0.0  # padding positions: exactly zero rows, left out of the scatter
+    cotangent = jnp.asarray(cotangent, jnp.bfloat16)
+
+    _, pullback = jax.vjp(lambda w: lookup(w, ids).astype(jnp.bfloat16), table(rows))
+    (grad,) = pullback(cotangent)
+
+    expected = np.zeros((rows, 8))
+    np.add.at(expected, ids, np.asarray(cotangent, np.float64))
+    assert grad.dtype == jnp.float32
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_bf16_training_step_scatters_only_into_the_float32_word_table():
+    """The lowered bf16 step of a dual encoder: one scatter, the word embeddings' gradient, in float32.
+    No scatter into the 2-row token-type table (the whole batch into one row) and none in bf16: on a
+    GPU both become contended compare-and-swap loops (see clipit/models/embedding.py)."""
+    vision = VisionSizes(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, patch_size=8, image_size=16
+    )
+    text = TextSizes(
+        vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    model = create_model(vision, text, 16, 2.6592, jnp.bfloat16, seed=0)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def loss(params, pixels, ids, mask):
+        module = nnx.merge(graphdef, params, rest)
+        return (module.encode_image(pixels) * module.encode_text(ids, mask)).sum()
+
+    pixels = jnp.zeros((4, 16, 16, 3))
+    ids = jnp.ones((4, 12), jnp.int32)
+    hlo = jax.jit(jax.grad(loss)).lower(params, pixels, ids, jnp.ones_like(ids)).as_text()
+    scatters = re.findall(r'"stablehlo\.scatter".*?\}\) : \((tensor<[^>]*>)', hlo, flags=re.DOTALL)
+    assert scatters == ["tensor<300x32xf32>"]
