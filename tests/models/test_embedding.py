@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 from clipit.models.build import create_model
-from clipit.models.embedding import lookup
+from clipit.models.embedding import MERGE_CHUNK, _merge_repeats, lookup
 from clipit.models.sizes import TextSizes, VisionSizes
 
 
@@ -51,6 +51,24 @@ def test_gradient_of_a_row_used_thousands_of_times_is_the_exact_sum(rows):
     np.add.at(expected, ids, np.asarray(cotangent, np.float64))
     assert grad.dtype == jnp.float32
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_repeated_ids_are_merged_to_one_update_per_chunk_before_the_scatter():
+    """[CLS] in all 256 captions of a batch reaches the scatter as 256 / 32 = 8 updates (plus one where
+    a chunk boundary splits a run), each the exact sum of its rows, other ids untouched."""
+    rng = np.random.default_rng(1)
+    ids = rng.integers(5, 1000, 256 * 12).astype(np.int32)
+    ids[::12] = 2  # [CLS] at the start of each of 256 captions
+    rows = rng.standard_normal((ids.size, 4)).astype(np.float32)
+    targets, sums = _merge_repeats(jnp.asarray(ids), jnp.asarray(rows))
+    targets, sums = np.asarray(targets), np.asarray(sums)
+    live = np.any(sums != 0, axis=1)
+    assert (targets[live] == 2).sum() <= 256 // MERGE_CHUNK + 1
+    merged = np.zeros((1000, 4))
+    np.add.at(merged, targets[live], sums[live])
+    expected = np.zeros((1000, 4))
+    np.add.at(expected, ids, rows.astype(np.float64))
+    np.testing.assert_allclose(merged, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_bf16_training_step_scatters_only_into_the_float32_word_table():
