@@ -3,7 +3,9 @@
 The forward parity tests do not cover the backward pass, and on CPU the dense layers, LayerNorms and
 activations take custom VJPs (clipit/models/layers.py): every parameter's gradient must equal what
 PyTorch's autograd computes for `VisionTextDualEncoderModel(..., return_loss=True)` on the same
-weights and batch.
+weights and batch. The GPU/TPU code paths (plain dense layers, `jax.nn.dot_product_attention`, the
+embedding lookups of clipit/models/embedding.py) are checked the same way, traced here with
+`jax.default_backend` reporting "gpu".
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import torch
 from flax import nnx
 from transformers import VisionTextDualEncoderModel
@@ -35,8 +38,10 @@ def clip_loss(model, pixels, ids, mask):
     return (per_text.mean() + per_image.mean()) / 2
 
 
-def test_clip_loss_gradients_match_pytorch(checkpoints):
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])  # "gpu": the GPU/TPU code paths, traced and run here
+def test_clip_loss_gradients_match_pytorch(checkpoints, backend, monkeypatch):
     model, folder = load_dual_encoder(checkpoints["dual"])
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
     batch = tokens(folder)
     size = tiny_hf.IMAGE_SIZE
     pixels = np.random.default_rng(1).standard_normal((3, size, size, 3)).astype(np.float32)
