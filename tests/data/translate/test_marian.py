@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoTokenizer, MarianMTModel
+from transformers import AutoTokenizer, MarianMTModel, MarianTokenizer
 
 from clipit.config.translate import TranslateConfig
 from clipit.data import manifest
 from clipit.data.translate import run
 from clipit.errors import ModelError
 from tests.data.translate.conftest import write_manifest
-from tests.data.translate.tiny_marian import make_tiny_marian
+from tests.data.translate.tiny_marian import make_tiny_marian, make_tiny_marian_spm
 
 ENGLISH = [
     "a red dog",
@@ -36,8 +36,14 @@ def _reference(folder, texts: list[str]) -> list[str]:
     return results
 
 
-def test_marian_backend_matches_transformers_and_uses_the_cache(tmp_path):
-    folder = make_tiny_marian(tmp_path / "marian")
+@pytest.mark.parametrize(
+    ("make", "sentencepiece"),
+    [(make_tiny_marian, False), (make_tiny_marian_spm, True)],
+    ids=["word-level", "sentencepiece"],  # sentencepiece: the tokenizer opus-mt checkpoints ship
+)
+def test_marian_backend_matches_transformers_and_uses_the_cache(tmp_path, make, sentencepiece):
+    folder = make(tmp_path / "marian")
+    assert isinstance(AutoTokenizer.from_pretrained(folder), MarianTokenizer) == sentencepiece
     write_manifest(tmp_path / "in.parquet", ENGLISH)
     cfg = TranslateConfig(
         input=tmp_path / "in.parquet",

@@ -1,13 +1,16 @@
-"""A tiny random MarianMT checkpoint (transformers' PyTorch class + save_pretrained) for the marian backend.
+"""Tiny random MarianMT checkpoints (transformers' PyTorch class + save_pretrained) for the marian backend.
 
-sentencepiece (which MarianTokenizer needs) is not installed here, so the folder carries a fast
-word-level tokenizer (`tokenizer.json`) that `AutoTokenizer` loads without it; the model files are the
-real MarianMT format. The end-of-sentence logit is pushed down so that the random model always writes
-`max_length` tokens (never an empty translation).
+Two tokenizers: `make_tiny_marian` writes a fast word-level one (`tokenizer.json`, no sentencepiece);
+`make_tiny_marian_spm` writes what the published Helsinki-NLP/opus-mt-* folders carry: source and target
+sentencepiece models trained here on a few sentences, `vocab.json` and a `MarianTokenizer` config, which
+`AutoTokenizer` loads as the (sentencepiece) `MarianTokenizer`. The model files are the real MarianMT
+format. The end-of-sentence logit is pushed down so that the random model always writes `max_length`
+tokens (never an empty translation).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -17,6 +20,22 @@ from transformers import GenerationConfig, MarianConfig, MarianMTModel, PreTrain
 SPECIALS = ["<pad>", "</s>", "<unk>"]
 WORDS = "a the dog cat red blue green small big house car on in park with and man woman tree street".split()
 MAX_LENGTH = 8
+ENGLISH_CORPUS = [
+    "a red dog in the park",
+    "the cat on the big house",
+    "a blue car in the street",
+    "a man and a woman with a dog",
+    "green tree and small house",
+    "the big red car on the street",
+]
+ITALIAN_CORPUS = [
+    "un cane rosso nel parco",
+    "il gatto sulla casa grande",
+    "una macchina blu nella strada",
+    "un uomo e una donna con un cane",
+    "albero verde e casa piccola",
+    "la grande macchina rossa sulla strada",
+]
 
 
 def make_tiny_marian(folder: Path, seed: int = 1) -> Path:  # seed 1: six inputs, six outputs
@@ -27,9 +46,54 @@ def make_tiny_marian(folder: Path, seed: int = 1) -> Path:  # seed 1: six inputs
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=32
     )
+    _save_model(folder, len(vocab), seed)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def make_tiny_marian_spm(folder: Path, seed: int = 1) -> Path:
+    """The sentencepiece flavour: source.spm, target.spm, vocab.json, as opus-mt folders have them."""
+    import sentencepiece
+    from transformers import MarianTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sides = {"source": ENGLISH_CORPUS, "target": ITALIAN_CORPUS}
+    pieces: list[str] = []
+    for side, lines in sides.items():
+        prefix = folder / f"{side}_model"
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_prefix=str(prefix),
+            vocab_size=60,
+            hard_vocab_limit=False,
+            character_coverage=1.0,
+            bos_id=-1,
+            eos_id=-1,
+            minloglevel=2,
+        )
+        Path(f"{prefix}.model").rename(folder / f"{side}.spm")
+        Path(f"{prefix}.vocab").unlink()
+        processor = sentencepiece.SentencePieceProcessor(model_file=str(folder / f"{side}.spm"))
+        pieces += [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys([*SPECIALS, *pieces]))}
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    tokenizer = MarianTokenizer(
+        source_spm=str(folder / "source.spm"),
+        target_spm=str(folder / "target.spm"),
+        vocab=str(folder / "vocab.json"),
+        source_lang="en",
+        target_lang="it",
+        model_max_length=32,
+    )
+    _save_model(folder, len(vocab), seed)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _save_model(folder: Path, vocab_size: int, seed: int) -> None:
     config = MarianConfig(
-        vocab_size=len(vocab),
-        decoder_vocab_size=len(vocab),
+        vocab_size=vocab_size,
+        decoder_vocab_size=vocab_size,
         d_model=16,
         encoder_layers=1,
         decoder_layers=1,
@@ -58,5 +122,3 @@ def make_tiny_marian(folder: Path, seed: int = 1) -> Path:  # seed 1: six inputs
         decoder_start_token_id=0,
     )
     model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
