@@ -229,3 +229,24 @@ def test_paths_come_from_the_config_file_and_flags_override_them(tmp_path):
     )
     assert from_flag.exit_code == 2
     assert f"CC3M TSV {tmp_path / 'flag.tsv'} does not exist" in from_flag.stderr
+
+
+def test_rerun_skips_finished_shards_and_overwrite_mode_fetches_everything_again(tmp_path, image_server):
+    lines = [(f"caption {i}", image_server.url(f"ok/40x30/o{i}")) for i in range(4)]
+    tsv = write_tsv(tmp_path / "gcc.tsv", lines)
+    out = tmp_path / "cc3m"
+    args = ["download", "cc3m", "--tsv", str(tsv), "--out", str(out), *fast_download_args(samples_per_shard=2)]
+
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, args).exit_code == 0  # incremental (the default): nothing fetched again
+    assert Counter(image_server.paths()) == {f"/ok/40x30/o{i}": 1 for i in range(4)}
+
+    result = runner.invoke(app, [*args, "--set", "data.download.incremental_mode=overwrite"])
+
+    assert result.exit_code == 0, result.output
+    assert Counter(image_server.paths()) == {f"/ok/40x30/o{i}": 2 for i in range(4)}
+    rows = rows_by_key(out)
+    assert sorted(rows) == [f"cc3m/{i}" for i in range(4)]
+    assert all(row["status"] == "ok" and image_of(out, row).size == (40, 30) for row in rows.values())
+    assert len({(row["shard"], row["index"]) for row in rows.values()}) == 4
+    assert len(list((out / "images").glob("*.tar"))) == 2  # the old shards were replaced, not added to
