@@ -9,9 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from clipit.models.build import create_model
-from clipit.models.embedding import MERGE_CHUNK, _merge_repeats, lookup
+from clipit.models.embedding import MERGE_GROUP, _merge_repeats, lookup
 from clipit.models.sizes import TextSizes, VisionSizes
 
 
@@ -57,21 +59,22 @@ def test_gradient_of_a_row_used_thousands_of_times_is_the_exact_sum(rows, backen
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-4)
 
 
-def test_repeated_ids_are_merged_to_one_update_per_chunk_before_the_scatter():
-    """[CLS] in all 256 captions of a batch reaches the scatter as 256 / 32 = 8 updates (plus one where
-    a chunk boundary splits a run), each the exact sum of its rows, other ids untouched."""
+def test_repeated_ids_are_merged_to_one_update_per_group_before_the_scatter():
+    """[CLS] at the start of all 256 captions of a batch reaches the scatter as one update per group of
+    MERGE_GROUP captions (16), each the exact sum of its rows; every other id's sum is unchanged."""
     rng = np.random.default_rng(1)
-    ids = rng.integers(5, 1000, 256 * 12).astype(np.int32)
-    ids[::12] = 2  # [CLS] at the start of each of 256 captions
-    rows = rng.standard_normal((ids.size, 4)).astype(np.float32)
+    ids = rng.integers(5, 1000, (256, 12)).astype(np.int32)
+    ids[:, 0] = 2  # [CLS]
+    rows = rng.standard_normal((256, 12, 4)).astype(np.float32)
     targets, sums = _merge_repeats(jnp.asarray(ids), jnp.asarray(rows))
     targets, sums = np.asarray(targets), np.asarray(sums)
     live = np.any(sums != 0, axis=1)
-    assert (targets[live] == 2).sum() <= 256 // MERGE_CHUNK + 1
+    assert (targets[live] == 2).sum() == 256 // MERGE_GROUP
+    assert live.sum() < ids.size
     merged = np.zeros((1000, 4))
     np.add.at(merged, targets[live], sums[live])
     expected = np.zeros((1000, 4))
-    np.add.at(expected, ids, rows.astype(np.float64))
+    np.add.at(expected, ids.reshape(-1), rows.reshape(-1, 4).astype(np.float64))
     np.testing.assert_allclose(merged, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -102,3 +105,24 @@ def test_bf16_training_step_scatters_only_into_the_float32_word_table(backend, m
         assert scatters == ["tensor<300x32xf32>"]
     else:  # XLA:CPU's scatters are plain loops: autodiff's word and token-type scatters, in float32
         assert sorted(scatters) == ["tensor<2x32xf32>", "tensor<300x32xf32>"]
+
+
+def test_gpu_backward_under_data_parallelism_only_all_reduces_the_table_gradient(monkeypatch):
+    """With the batch sharded over 8 devices, the GPU path's sorts stay on their devices: the compiled
+    backward's only collective is the all-reduce of the table's gradient (a sort over the whole batch
+    would gather every gradient row across devices)."""
+    assert jax.device_count() == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    weights = jax.device_put(table(1000, 64), NamedSharding(mesh, P()))
+    ids = np.random.default_rng(0).integers(0, 1000, (256, 24)).astype(np.int32)
+    ids = jax.device_put(ids, NamedSharding(mesh, P("data")))
+    upstream = jax.device_put(jnp.ones((256, 24, 64)), NamedSharding(mesh, P("data")))
+
+    backward = jax.jit(lambda w, ids, g: jax.vjp(lambda w: lookup(w, ids), w)[1](g)[0])
+    hlo = backward.lower(weights, ids, upstream).compile().as_text()
+
+    collectives = re.findall(
+        r"= (\S+) (all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter)(?:-start)?\(", hlo
+    )
+    assert collectives == [("f32[1000,64]{1,0}", "all-reduce")]
