@@ -66,6 +66,7 @@ def _gather_rows_backward(residuals, grad):
     weights, ids = residuals
     vocab, width = weights.shape
     targets = jnp.where(ids < 0, ids + vocab, ids)  # -1: the last row, as jnp.take reads it
+    targets = jnp.where((targets >= 0) & (targets < vocab), targets, vocab)  # NaN rows: no gradient
     rows = grad.astype(jnp.float32)
     if jax.default_backend() == "gpu":  # scatters are atomics there (TPUs' are not)
         targets, rows = _merge_repeats(targets, rows)

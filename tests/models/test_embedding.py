@@ -34,6 +34,8 @@ def test_lookup_indexes_as_nnx_embed_does(rows, backend, monkeypatch):
     reference.embedding = nnx.Param(weights)
     np.testing.assert_array_equal(lookup(weights, edges), reference(edges))  # last row, NaN, NaN
     assert np.isnan(lookup(weights, edges)[1:]).all()
+    grad = jax.grad(lambda w: jnp.nansum(lookup(w, edges)))(weights)
+    np.testing.assert_array_equal(grad, jnp.zeros_like(weights).at[-1].set(1.0))  # only the row of -1
 
 
 @pytest.mark.parametrize("backend", ["cpu", "gpu"])  # "gpu": the GPU/TPU path (repeats merged), run here
