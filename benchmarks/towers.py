@@ -7,9 +7,10 @@ Both sides get the same architecture, the same weights (ours are exported to an 
 PyTorch loads), the same batch, the same number of threads. Measured: forward+backward of the CLIP
 contrastive loss (a training step without the optimizer) and forward-only embedding of images and
 texts (what eval and embed do). The two sides run alternately, `--rounds` times, and the median of
-each is reported, so load from other processes hits both alike. Rates are printed twice: by wall
-clock and by process CPU time; with `--threads 1` (the process pinned to one core, both sides
-single-threaded) the CPU-time ratio is the one that survives a shared, busy machine.
+each is reported, so load from other processes hits both alike; so is the median of the per-round
+ratios (JAX and PyTorch timed back to back), which cancels this VM's speed drift best. Rates are
+printed by wall clock and by process CPU time; with `--threads 1` (the process pinned to one core,
+both sides single-threaded) the CPU-time ratio is the one that survives a shared, busy machine.
 Targets: fwd+bwd >= 1.0x, forward >= 1.2x.
 It prints achieved TFLOP/s of both sides from a hand count of the model's matmul FLOPs
 (`model_flops`) and, given `--peak-tflops` (e.g. 989 for an H100's or H200's dense bf16), the model FLOPs
@@ -180,8 +181,11 @@ def model_flops(vision: VisionSizes, text: TextSizes, length: int, projection_di
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) per call. On a shared machine the CPU time of a
-    single-threaded run is the steadier measure: waiting for a core does not count."""
+    """(wall seconds, process CPU seconds) per call, after one untimed call. On a shared machine the CPU
+    time of a single-threaded run is the steadier measure: waiting for a core does not count. The
+    untimed call lets the other side's worker threads, which spin for a while after their last task
+    (OpenMP's and XLA's pools both do), go idle first instead of competing with the timed calls."""
+    fn()
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         fn()
@@ -233,10 +237,10 @@ def main() -> None:
     times = {(side, kind): [] for side in sides for kind in ("train", "embed")}
     for train, embed in sides.values():  # warm-up: compile, allocate
         train(), train(), embed(), embed()
-    for _ in range(args.rounds):
-        for side, (train, embed) in sides.items():
-            times[side, "train"].append(timed(train, args.repeats))
-            times[side, "embed"].append(timed(embed, args.repeats))
+    for _ in range(args.rounds):  # the two sides back to back for each kind: pairs close in time
+        for kind, index in (("train", 0), ("embed", 1)):
+            for side, functions in sides.items():
+                times[side, kind].append(timed(functions[index], args.repeats))
 
     print(
         f"config {args.config}, {args.dtype}, batch {args.batch}, {args.threads} threads, "
@@ -251,6 +255,10 @@ def main() -> None:
             line = "  ".join(f"{side} {rate:8.1f} samples/s" for side, rate in rates.items())
             ratio = f"  ratio {rates['jax'] / rates['torch']:.2f}x" if "torch" in rates else ""
             print(f"{label:8s} {clock:4s} {line}{ratio}")
+        if "torch" in sides:  # each round's ratio of two timings a second apart: the VM's drift cancels
+            paired = [t[0] / j[0] for j, t in zip(times["jax", kind], times["torch", kind], strict=True)]
+            print(f"{label:8s} paired ratio per round: median {statistics.median(paired):.2f}x "
+                  f"(rounds {min(paired):.2f}-{max(paired):.2f}x)")
     forward = model_flops(vision, text, length, projection_dim)
     print(f"model FLOPs per sample (by hand): forward {forward / 1e9:.2f} G, fwd+bwd {3 * forward / 1e9:.2f} G")
     for kind, label, per_sample in (("train", "fwd+bwd", 3 * forward), ("embed", "forward", forward)):
