@@ -141,7 +141,7 @@ class Encoder:
             for start in range(0, len(texts), batch):
                 rows = order[start : start + batch]
                 length = min(ids.shape[1], _length_bucket(int(lengths[rows].max())))
-                out[rows] = self._run(encode, (ids[rows, :length], mask[rows, :length]), batch)  # int32 already
+                out[rows] = self._run(encode, (ids[rows, :length], mask[rows, :length]), batch)
                 bar.advance(task, len(rows))
         return out
 

@@ -153,7 +153,10 @@ def _chunks(path: Path):
                 f"{row.expected_columns}: {text!r}",
                 "a line cut short or with stray tabs: repair or re-download the file",
             ) from None
-        raise DataError(f"cannot read {path}: {' '.join(str(exc).split())}", "is it a whole (gzipped) WIT TSV? Re-download it if it was cut short") from None
+        raise DataError(
+            f"cannot read {path}: {' '.join(str(exc).split())}",
+            "is it a whole (gzipped) WIT TSV? Re-download it if it was cut short",
+        ) from None
 
 
 def run(source: WitSource, download: DownloadSettings, val_fraction: float) -> dict[str, Any]:
