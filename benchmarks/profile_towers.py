@@ -9,9 +9,9 @@ calls after a warm-up, then read back with `jax.profiler.ProfileData` (no Tensor
 GPU the device plane's "XLA Ops" line gives each HLO op's kernel time; on the CPU the executor
 threads' events give each thunk's time. Ops are printed with their share of the step and the source
 op XLA's metadata names (e.g. `transpose(jvp(...))` for a backward op), so a slow backward can be
-traced to the line that made it. Prepared for the lent-GPU question in docs/benchmarks.md ("our
-backward costs 7.8 forwards") but not yet run on a GPU (none was lent when it was written): the device
-plane and line names follow XLA's GPU profiler; on the CPU it reproduces the per-op tables of that page.
+traced to the line that made it. On a GPU it answers docs/benchmarks.md's question ("our backward costs
+7.8 forwards"); it has not yet run on one: the device plane and line names follow XLA's GPU profiler. On
+the CPU it reproduces the per-op tables of that page.
 """
 
 from __future__ import annotations

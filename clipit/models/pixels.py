@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# CLIP's image processor statistics (DESIGN §3); the same as clipit.data.preprocess and the export's
+# CLIP's image processor statistics; the same as clipit.data.preprocess and the export's
 # preprocessor_config.json (a test checks that the three agree).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
