@@ -151,7 +151,7 @@ def _explain(exc: ValidationError, source: str, override_keys: set[str]) -> Conf
         return ConfigError(f"{where}: key '{key}' is required", "add it to the config")
     got = error.get("input")
     message = error["msg"].removeprefix("Value error, ")
-    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    shown = f" (got {got!r})" if not isinstance(got, dict | list | BaseModel) else ""
     return ConfigError(f"{where}: key '{key}': {message}{shown}", "see docs/config.md for every key")
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from clipit.config.base import Section
+from clipit.errors import ConfigError
 
 
 class VisionTower(Section):
@@ -25,6 +26,16 @@ class VisionTower(Section):
     patch_size: int = Field(32, ge=1, description="Side of one image patch, in pixels.")
     image_size: int = Field(224, ge=1, description="Input image side, in pixels.")
     layer_norm_eps: float = Field(1e-5, gt=0, description="LayerNorm epsilon.")
+
+    # With `pretrained` set the checkpoint's sizes are used (and checked when it is read): only a
+    # random tower's own sizes are checked here.
+    @model_validator(mode="after")
+    def _consistent(self) -> VisionTower:
+        if self.pretrained is None:
+            _check_heads(self)
+            if self.image_size % self.patch_size:
+                raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        return self
 
 
 class TextTower(Section):
@@ -43,6 +54,19 @@ class TextTower(Section):
     initializer_range: float = Field(
         0.02, gt=0, description="Std of the random init (BERT's; about hidden_size**-0.5 suits narrow towers)."
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TextTower:
+        if self.pretrained is None:
+            _check_heads(self)
+        return self
+
+
+def _check_heads(tower: VisionTower | TextTower) -> None:
+    if tower.hidden_size % tower.num_attention_heads:
+        raise ValueError(
+            f"hidden_size {tower.hidden_size} is not divisible by num_attention_heads {tower.num_attention_heads}"
+        )
 
 
 class ModelConfig(Section):
@@ -65,3 +89,21 @@ class ModelConfig(Section):
     dtype: Literal["float32", "bfloat16"] = Field(
         "float32", description="Compute dtype; parameters stay float32."
     )
+
+    @model_validator(mode="after")
+    def _text_fits_positions(self) -> ModelConfig:
+        if self.init_from is None and self.text.pretrained is None:
+            _check_length(self.max_text_length, self.text.max_position_embeddings, "text.max_position_embeddings")
+        return self
+
+    def check_text_length(self, max_position_embeddings: int, source: str) -> None:
+        """Raise a ConfigError when captions would be longer than a checkpoint's position table."""
+        try:
+            _check_length(self.max_text_length, max_position_embeddings, f"max_position_embeddings of {source}")
+        except ValueError as exc:
+            raise ConfigError(f"model.{exc}", "lower model.max_text_length") from None
+
+
+def _check_length(length: int, positions: int, table: str) -> None:
+    if length > positions:
+        raise ValueError(f"max_text_length {length} exceeds the {positions} positions of the text tower ({table})")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from clipit.config.base import Section
 
@@ -40,6 +41,17 @@ class PhaseConfig(Section):
     )
     augment: bool | None = Field(None, description="Override data.loader.augment in this phase.")
 
+    @field_validator("trainable")
+    @classmethod
+    def _regexes_compile(cls, patterns: list[str]) -> list[str]:
+        # Compiled here so a typo fails at load, before any data is read or model is built.
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from None
+        return patterns
+
     @model_validator(mode="after")
     def _one_length(self) -> PhaseConfig:
         if (self.steps is None) == (self.epochs is None):
@@ -66,7 +78,7 @@ class TrainConfig(Section):
     data: Path = Field(Path("shards"), description="Shards folder made by build-shards.")
     out: Path = Field(Path("runs/clipit"), description="Run folder: checkpoints, metrics, export.")
     batch_size: int = Field(256, ge=1, description="Global batch (all devices and hosts together).")
-    seed: int = Field(0, description="Seed of init, data order and augmentation.")
+    seed: int = Field(0, ge=0, description="Seed of init, data order and augmentation.")
     loss: Literal["infonce", "siglip"] = Field("infonce", description="Contrastive loss.")
     learn_logit_scale: bool = Field(True, description="Learn the logit scale (else fixed at init).")
     max_logit_scale: float = Field(100.0, gt=0, description="Upper clamp of the learnt scale.")

@@ -54,6 +54,7 @@ def build_model(model_cfg: ModelConfig, *, seed: int = 0) -> tuple[DualEncoder, 
     dropout = model_cfg.text.dropout
     if model_cfg.init_from:
         model, folder = load_dual_encoder(model_cfg.init_from, dtype=dtype, text_dropout=dropout, seed=seed)
+        model_cfg.check_text_length(model.text_sizes.max_position_embeddings, str(folder / "config.json"))
         info = BuildInfo(vision=str(folder), text=str(folder), projections=str(folder))
         info.tokenizer = model_cfg.tokenizer or str(folder)
         if model.vision_sizes.image_size != model_cfg.vision.image_size:
@@ -213,6 +214,7 @@ def _text_part(model_cfg: ModelConfig, dropout: float, info: BuildInfo) -> _Part
     folder = hf_io.resolve_dir(tower.pretrained)
     source = str(folder / "config.json")
     sizes = TextSizes.from_hf(hf_io.read_config(folder), source)
+    model_cfg.check_text_length(sizes.max_position_embeddings, source)
     tensors, left_out = hf_io.canonical_keys(hf_io.read_tensors(folder), "bert", str(folder))
     info.text = f"{tower.pretrained} (bert)"
     if left_out:
