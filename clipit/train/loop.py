@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from clipit import folder_lock
 from clipit.config import Config, save_resolved
 from clipit.console import info, warn
 from clipit.data.shard_format import count_rows
@@ -48,6 +49,7 @@ from clipit.train.step import init_loss_params, make_eval_step, make_tower_featu
 EXPORT_DIR = "export"
 
 
+@folder_lock.scoped
 def train_and_evaluate(
     config: Config,
     *,
@@ -90,6 +92,8 @@ def train_and_evaluate(
     primary = jax.process_index() == 0
 
     # --- everything checked: from here on, compute and writes ---
+    if primary:  # the one process that writes the run folder's own files
+        folder_lock.acquire(run_dir, "train")
     if checkpoints is None:
         checkpoints = ckpt.RunCheckpoints(run_dir, train.keep_checkpoints)
     if primary:

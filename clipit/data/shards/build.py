@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from clipit import atomic
+from clipit import atomic, folder_lock
 from clipit.config.data import ShardSettings
 from clipit.console import progress
 from clipit.data import manifest, shard_format
@@ -33,6 +33,7 @@ from clipit.errors import ConfigError, ManifestError
 RECORDS = ".build"  # per-shard records of finished jobs
 
 
+@folder_lock.scoped
 def run(cfg: ShardSettings, out: Path | None = None, sources: list[Path] | None = None) -> dict:
     """Build the shards of `sources` (default cfg.sources) into `out` (default cfg.out); return the summary."""
     out = Path(out if out is not None else cfg.out)
@@ -43,6 +44,7 @@ def run(cfg: ShardSettings, out: Path | None = None, sources: list[Path] | None 
         raise ConfigError(f"build-shards: output folder {out} is also a source", "choose another --out")
     started = time.perf_counter()
     plan = make_plan(folders, cfg)  # reads and checks every input before anything is written
+    folder_lock.acquire(out, "build-shards")  # before the clean-ups below touch another run's files
     records = out / RECORDS
     records.mkdir(parents=True, exist_ok=True)
     atomic.remove_stale_temporaries(out)

@@ -12,6 +12,7 @@ import gzip
 from pathlib import Path
 from typing import Any
 
+from clipit import folder_lock
 from clipit.config.data import Cc3mSource, DownloadSettings
 from clipit.data import manifest
 from clipit.data.sources import img2dataset_run, summary
@@ -52,12 +53,14 @@ def read_tsv(path: Path, limit: int | None = None) -> list[tuple[int, str, str]]
     return rows
 
 
+@folder_lock.scoped
 def run(source: Cc3mSource, download: DownloadSettings, val_fraction: float) -> dict[str, Any]:
     """Download the rows of `source.tsv` into `source.out`; write manifest.parquet and summary.json."""
     if source.tsv is None:
         raise ConfigError("no CC3M TSV given", "pass --tsv FILE or set data.cc3m.tsv in the config")
     lines = read_tsv(source.tsv, source.limit)
     out = Path(source.out)
+    folder_lock.acquire(out, "download cc3m")  # inputs checked: from here on, writes
     fetched = img2dataset_run.download_rows([url or None for _, _, url in lines], out, download)
     rows = []
     for (number, caption, url), result in zip(lines, fetched, strict=True):

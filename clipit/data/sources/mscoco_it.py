@@ -27,6 +27,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from clipit import folder_lock
 from clipit.config.data import DownloadSettings, MscocoItSource
 from clipit.data import manifest
 from clipit.data.sources import img2dataset_run, summary
@@ -138,6 +139,7 @@ def _local_image(path: Path | None, folder: Path, out: Path) -> Fetched:
     return Fetched(ok=True, shard=shard, index=None, width=width, height=height, sha256=digest.hexdigest())
 
 
+@folder_lock.scoped
 def run(source: MscocoItSource, download: DownloadSettings, val_fraction: float) -> dict[str, Any]:
     """Build `source.out`/manifest.parquet (+ summary.json), downloading images when no folder is given."""
     if not source.annotations:
@@ -153,6 +155,7 @@ def run(source: MscocoItSource, download: DownloadSettings, val_fraction: float)
         captions.extend((Path(path).name, ann) for ann in annotations)
     en_by_id, en_by_image = english_captions(list(source.annotations_en))
     out = Path(source.out)
+    folder_lock.acquire(out, "download mscoco-it")  # inputs checked: from here on, writes
     image_ids = list(dict.fromkeys(ann["image_id"] for _, ann in captions))
     if source.images is not None:
         by_image = local_images(images, Path(source.images), out, set(image_ids))

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from clipit import folder_lock
 from clipit.config.data import DownloadSettings, WitSource
 from clipit.data import manifest
 from clipit.data.sources import img2dataset_run, summary
@@ -159,12 +160,14 @@ def _chunks(path: Path):
         ) from None
 
 
+@folder_lock.scoped
 def run(source: WitSource, download: DownloadSettings, val_fraction: float) -> dict[str, Any]:
     """Filter, download and write `source.out`/manifest.parquet + summary.json."""
     if not source.tsv:
         raise ConfigError("no WIT TSV given", "pass --tsv FILE... or set data.wit.tsv in the config")
     rows, read = read_rows(source)
     out = Path(source.out)
+    folder_lock.acquire(out, "download wit")  # inputs checked: from here on, writes
     wanted = [row["url"] if row["reason"] is None else None for row in rows]
     fetched = img2dataset_run.download_rows(wanted, out, download)
     manifest_rows = []

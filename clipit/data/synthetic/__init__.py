@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from clipit import atomic
+from clipit import atomic, folder_lock
 from clipit.config.data import ShardSettings, SyntheticSource
 from clipit.console import progress
 from clipit.data import manifest
@@ -37,13 +37,14 @@ _VAL_FRACTION = ShardSettings.model_fields["val_fraction"].default
 __all__ = ["SOURCE", "generate"]
 
 
+@folder_lock.scoped
 def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float = _VAL_FRACTION) -> dict:
     """Write the whole synthetic dataset under `out` (default `cfg.out`); return a summary.
 
     `val_fraction` only sets the manifest's `split` column (build-shards recomputes it with its own).
     """
     out = Path(out if out is not None else cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder_lock.acquire(out, "download synthetic")  # creates the folder; before the clean-ups
     atomic.remove_stale_temporaries(out)
     writer.remove_stale_folders(out)
     started = time.perf_counter()
