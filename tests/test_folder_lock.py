@@ -6,22 +6,12 @@ import fcntl
 import os
 import signal
 import socket
-import subprocess
-import sys
 
 import pytest
 
 from clipit import folder_lock
 from clipit.folder_lock import LOCK_NAME, FolderBusyError, hold
-from tests.support.folder_race import holder_pid
-
-HOLDER = """
-import sys, time
-from clipit.folder_lock import hold
-with hold(sys.argv[1], "build-shards"):
-    print("held", flush=True)
-    time.sleep(600)
-"""
+from tests.support.folder_race import holder_pid, holding_process
 
 
 def free(folder) -> bool:
@@ -39,11 +29,8 @@ def free(folder) -> bool:
 @pytest.fixture
 def holder(tmp_path):
     folder = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline() == "held\n"
-    yield folder, process
-    process.kill()
-    process.wait()
+    with holding_process(folder, "build-shards") as process:
+        yield folder, process
 
 
 def test_a_held_folder_is_refused_naming_the_holder(holder):

@@ -1,7 +1,8 @@
-"""Two real `clipit` processes on one output folder: catch the first while it holds the folder's lock.
+"""Real processes on one output folder: catch a `clipit` run while it holds the folder's lock.
 
 The first process is frozen (SIGSTOP) as soon as the lock file names it as the holder, so the second
 one meets a held lock however fast the first would have finished; SIGCONT lets it finish its work.
+`holding_process` is a plain process that takes a folder's lock as a command would and keeps it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from pathlib import Path
 from clipit.folder_lock import LOCK_NAME
 
 CLIPIT = [sys.executable, "-m", "clipit.cli.main"]
+HOLDER = """
+import sys, time
+from clipit.folder_lock import hold
+with hold(sys.argv[1], sys.argv[2]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
 
 
 def start(*args: str, env: dict | None = None) -> subprocess.Popen:
@@ -60,3 +68,16 @@ def frozen_while_holding(process: subprocess.Popen, folder: Path) -> Iterator[No
         yield
     finally:
         process.send_signal(signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def holding_process(folder: Path, command: str) -> Iterator[subprocess.Popen]:
+    """A process that holds `folder`'s lock as `command` until the block ends (or it is killed)."""
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), command], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "held\n"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
