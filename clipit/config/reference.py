@@ -66,7 +66,10 @@ def render_markdown() -> str:
         "",
         "Generated from `clipit/config/` by `make docs` (a test fails when this file is stale).",
         "Every key can be set in `clipit.toml` or with `--set section.key=value` (value in TOML syntax;",
-        "a bare word is a string). Unknown keys and wrong types are errors (exit code 2).",
+        "a bare word is a string). Unknown keys and wrong types are errors (exit code 2): nothing is coerced",
+        "(`\"64\"` is not 64, `1` is not `true`) except an integer where a float is meant; floats must be finite;",
+        "sizes must agree (`image_size` a multiple of `patch_size`, heads dividing `hidden_size`, `max_text_length`",
+        "within the text tower's positions) and `trainable` patterns must be valid regexes.",
         "Paths are relative to the folder you run `clipit` in.",
         "",
     ]
