@@ -50,12 +50,15 @@ class FolderBusyError(ClipitError):
 def hold(folder: str | os.PathLike, command: str) -> Iterator[Path]:
     """Hold the write lock of `folder` (created if missing) for the block; yields the lock file's path."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = (folder / LOCK_NAME).resolve()
     if path in _held:
         yield path
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ClipitError(f"cannot write to {folder}: {exc.strerror or exc}", "choose another output folder") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from clipit import folder_lock
+from clipit.errors import ClipitError
 from clipit.folder_lock import LOCK_NAME, FolderBusyError, hold
 from tests.support.folder_race import holder_pid, holding_process
 
@@ -78,3 +79,9 @@ def test_scoped_releases_what_acquire_took_on_return_and_on_error(tmp_path):
 def test_acquire_needs_a_scoped_caller(tmp_path):
     with pytest.raises(RuntimeError, match="scoped"):
         folder_lock.acquire(tmp_path, "train")
+
+
+def test_an_output_path_that_is_a_file_is_a_clipit_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ClipitError, match=f"cannot write to {tmp_path / 'file'}"), hold(tmp_path / "file", "train"):
+        pass
