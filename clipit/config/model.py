@@ -27,16 +27,6 @@ class VisionTower(Section):
     image_size: int = Field(224, ge=1, description="Input image side, in pixels.")
     layer_norm_eps: float = Field(1e-5, gt=0, description="LayerNorm epsilon.")
 
-    # With `pretrained` set the checkpoint's sizes are used (and checked when it is read): only a
-    # random tower's own sizes are checked here.
-    @model_validator(mode="after")
-    def _consistent(self) -> VisionTower:
-        if self.pretrained is None:
-            _check_heads(self)
-            if self.image_size % self.patch_size:
-                raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
-        return self
-
 
 class TextTower(Section):
     pretrained: str | None = Field(
@@ -55,17 +45,12 @@ class TextTower(Section):
         0.02, gt=0, description="Std of the random init (BERT's; about hidden_size**-0.5 suits narrow towers)."
     )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> TextTower:
-        if self.pretrained is None:
-            _check_heads(self)
-        return self
 
-
-def _check_heads(tower: VisionTower | TextTower) -> None:
+def _check_heads(tower: VisionTower | TextTower, name: str) -> None:
     if tower.hidden_size % tower.num_attention_heads:
         raise ValueError(
-            f"hidden_size {tower.hidden_size} is not divisible by num_attention_heads {tower.num_attention_heads}"
+            f"{name}.hidden_size {tower.hidden_size} is not divisible by "
+            f"{name}.num_attention_heads {tower.num_attention_heads}"
         )
 
 
@@ -90,10 +75,22 @@ class ModelConfig(Section):
         "float32", description="Compute dtype; parameters stay float32."
     )
 
+    # Only the sizes of random towers are checked here: a checkpoint's own sizes replace the configured
+    # ones (all of them with init_from) and are checked when its config.json is read.
     @model_validator(mode="after")
-    def _text_fits_positions(self) -> ModelConfig:
-        if self.init_from is None and self.text.pretrained is None:
-            _check_length(self.max_text_length, self.text.max_position_embeddings, "text.max_position_embeddings")
+    def _sizes_agree(self) -> ModelConfig:
+        if self.init_from is not None:
+            return self
+        vision, text = self.vision, self.text
+        if vision.pretrained is None:
+            _check_heads(vision, "vision")
+            if vision.image_size % vision.patch_size:
+                raise ValueError(
+                    f"vision.image_size {vision.image_size} is not a multiple of vision.patch_size {vision.patch_size}"
+                )
+        if text.pretrained is None:
+            _check_heads(text, "text")
+            _check_length(self.max_text_length, text.max_position_embeddings, "text.max_position_embeddings")
         return self
 
     def check_text_length(self, max_position_embeddings: int, source: str) -> None:

@@ -48,9 +48,9 @@ def test_toml_integers_are_floats_and_strings_are_paths(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model.vision.image_size=100"], "key 'model.vision': image_size 100 is not a multiple of patch_size 32"),
-        (["model.vision.hidden_size=100"], "key 'model.vision': hidden_size 100 is not divisible by num_attention_heads 12"),
-        (["model.text.num_attention_heads=7"], "key 'model.text': hidden_size 768 is not divisible by num_attention_heads 7"),
+        (["model.vision.image_size=100"], "key 'model': vision.image_size 100 is not a multiple of vision.patch_size 32"),
+        (["model.vision.hidden_size=100"], "vision.hidden_size 100 is not divisible by vision.num_attention_heads 12"),
+        (["model.text.num_attention_heads=7"], "text.hidden_size 768 is not divisible by text.num_attention_heads 7"),
         (["model.max_text_length=600"], "max_text_length 600 exceeds the 512 positions"),
         (["model.text.max_position_embeddings=64"], "max_text_length 96 exceeds the 64 positions"),
         (['train.phases=[{name="a", steps=1, trainable=["vision("]}]'], "key 'train.phases.0.trainable': 'vision(' is not a valid regex"),
@@ -69,7 +69,7 @@ def test_inconsistent_sizes_are_config_errors(overrides, message):
         # a checkpoint's own sizes replace these: they are checked when it is read
         ["model.vision.pretrained=some/clip", "model.vision.image_size=100", "model.vision.num_attention_heads=7"],
         ["model.text.pretrained=some/bert", "model.max_text_length=600"],
-        ["model.init_from=some/dual", "model.max_text_length=600"],
+        ["model.init_from=some/dual", "model.max_text_length=600", "model.vision.image_size=100"],
     ],
 )
 def test_sizes_a_checkpoint_replaces_are_not_checked_at_load(overrides):

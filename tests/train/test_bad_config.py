@@ -54,8 +54,8 @@ def test_list_params_prints_the_paths_regexes_select_from(tiny_shards, tmp_path)
     ("extra", "message"),
     [
         (['train.phases=[{name="h", steps=2, trainable=["vision_model/(layers"]}]'], "key 'train.phases.0.trainable'"),
-        ([f"model.vision.image_size={SIDE - 2}"], f"key 'model.vision': image_size {SIDE - 2} is not a multiple of patch_size 8"),
-        (["model.text.num_attention_heads=3"], "key 'model.text': hidden_size 32 is not divisible by num_attention_heads 3"),
+        ([f"model.vision.image_size={SIDE - 2}"], f"vision.image_size {SIDE - 2} is not a multiple of vision.patch_size 8"),
+        (["model.text.num_attention_heads=3"], "text.hidden_size 32 is not divisible by text.num_attention_heads 3"),
         (["model.max_text_length=40"], "max_text_length 40 exceeds the 32 positions"),
         (['train.batch_size="16"'], "key 'train.batch_size': Input should be a valid integer (got '16')"),
         (["train.max_logit_scale=inf"], "key 'train.max_logit_scale': Input should be a finite number"),
