@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 
 from clipit.data import shard_format
-from tests.support.folder_race import frozen_while_holding, holder_pid, run, start, wait_for_holder
+from tests.support.folder_race import frozen_while_holding, holder_pid, run, start
 
 SETTINGS = ["--set", "data.shards.workers=0", "--set", "data.shards.image_side=32"]
 
@@ -45,9 +45,10 @@ def test_a_build_killed_with_9_does_not_block_the_rerun(synthetic_source, tmp_pa
     assert run(*build_args(synthetic_source, reference, 8)).returncode == 0
     out = tmp_path / "shards"
     first = start(*build_args(synthetic_source, out, 8))
-    wait_for_holder(first, out)
-    first.send_signal(signal.SIGKILL)
-    first.communicate()
+    with frozen_while_holding(first, out):
+        first.send_signal(signal.SIGKILL)  # while it holds the lock, part-way through its work
+        first.communicate()
+    assert first.returncode == -signal.SIGKILL
     assert holder_pid(out) == first.pid  # its record is left behind, its lock is not
     rerun = run(*build_args(synthetic_source, out, 8))
     assert rerun.returncode == 0, rerun.stderr
