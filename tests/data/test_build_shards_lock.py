@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from clipit.data import shard_format
 from tests.support.folder_race import frozen_while_holding, holder_pid, run, start
 
@@ -20,6 +22,7 @@ def outputs(folder) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix == ".parquet" or p.name == "summary.json"}
 
 
+@pytest.mark.slow
 def test_a_second_build_on_the_same_folder_is_refused(synthetic_source, tmp_path):
     reference = tmp_path / "reference"
     assert run(*build_args(synthetic_source, reference, 8)).returncode == 0
@@ -40,6 +43,7 @@ def test_a_second_build_on_the_same_folder_is_refused(synthetic_source, tmp_path
     assert rows == sum(shard_format.count_rows(reference, split) for split in ("train", "val")) > 0
 
 
+@pytest.mark.slow
 def test_a_build_killed_with_9_does_not_block_the_rerun(synthetic_source, tmp_path):
     reference = tmp_path / "reference"
     assert run(*build_args(synthetic_source, reference, 8)).returncode == 0

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.folder_race import frozen_while_holding, run, start
 
 SMALL = ["--set", "data.synthetic.zeroshot_per_class=2", "--set", "data.synthetic.retrieval_images=4"]
@@ -22,6 +24,7 @@ def outputs(folder) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_a_second_download_into_the_same_folder_is_refused(tmp_path):
     reference = tmp_path / "reference"
     assert run(*synthetic_args(reference, 60, 20)).returncode == 0

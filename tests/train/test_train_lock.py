@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.folder_race import frozen_while_holding, run, start
 from tests.train.conftest import tiny_overrides, tiny_phases
 
@@ -15,6 +17,7 @@ def train_args(shards, out, *extra: str) -> list[str]:
     return ["train", *[arg for item in items for arg in ("--set", item)], *extra]
 
 
+@pytest.mark.slow
 def test_a_second_train_on_the_same_run_folder_is_refused(tiny_shards, tmp_path):
     out = tmp_path / "run"
     first = start(*train_args(tiny_shards, out), env=ENV)
