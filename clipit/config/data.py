@@ -66,9 +66,12 @@ class MscocoItSource(Section):
 
 class SyntheticSource(Section):
     out: Path = Field(Path("sources/synthetic"), description="Output folder of the synthetic dataset.")
-    n: int = Field(4000, ge=1, description="Number of training image-caption pairs.")
+    n: int = Field(4000, ge=1, description="Number of training images (each with captions_per_image captions).")
     seed: int = Field(0, description="Seed; the same seed gives the same dataset.")
     image_size: int = Field(64, ge=16, description="Side of the square synthetic images, in pixels.")
+    captions_per_image: int = Field(
+        3, ge=1, le=8, description="Distinct captions of each training image (paraphrases; fewer where fewer fit)."
+    )
     samples_per_shard: int = Field(10_000, ge=1, description="Images per tar shard (as img2dataset writes them).")
     zeroshot_per_class: int = Field(50, ge=1, description="Images per class of each zero-shot attribute set.")
     retrieval_images: int = Field(200, ge=1, description="Images of the retrieval set (2-3 captions each).")

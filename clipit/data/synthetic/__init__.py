@@ -2,7 +2,9 @@
 
 `generate(cfg)` writes, under `cfg.out` (see docs/data.md for the exact layout):
 - the training stream as a real img2dataset download (`00000.tar`, `00000.parquet`, `00000_stats.json`)
-  plus `manifest.parquet`, so build-shards treats it exactly like CC3M;
+  plus `manifest.parquet`, so build-shards treats it exactly like CC3M; like MSCOCO-IT, each image has
+  several captions (`captions_per_image` paraphrases, see `paraphrase`), one manifest row each, keyed
+  `synthetic/<image>/<n>` and split by image;
 - `tokenizer/`: a BERT WordPiece tokenizer covering every caption word;
 - `zeroshot/`: one class-folder set per attribute (colour, shape, count, held-out composition, relation);
 - `retrieval/`: images plus COCO-style `captions.json`.
@@ -40,6 +42,8 @@ __all__ = ["SOURCE", "generate"]
 @folder_lock.scoped
 def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float = _VAL_FRACTION) -> dict:
     """Write the whole synthetic dataset under `out` (default `cfg.out`); return a summary.
+
+    `cfg.n` counts images; the manifest has up to `cfg.captions_per_image` rows per image.
 
     `val_fraction` only sets the manifest's `split` column (build-shards recomputes it with its own).
     """
@@ -83,6 +87,7 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
     return {
         "out": str(out),
         "images": cfg.n,
+        "captions": len(rows),
         "shards": shard_count,
         "shards_reused": skipped,
         "train": sum(r["split"] == "train" for r in rows),
@@ -97,10 +102,18 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
 def _draw(pool: concurrent.futures.Executor | None, cfg: SyntheticSource, indices: range) -> list[writer.Sample]:
     """The samples of `indices`, in order; drawn in chunks by the worker processes when there are some."""
     if pool is None:
-        return writer.draw_range(cfg.seed, indices.start, indices.stop, cfg.image_size)
+        return writer.draw_range(cfg.seed, indices.start, indices.stop, cfg.image_size, cfg.captions_per_image)
     starts = range(indices.start, indices.stop, _CHUNK)
     stops = [min(start + _CHUNK, indices.stop) for start in starts]
-    parts = pool.map(writer.draw_range, [cfg.seed] * len(starts), starts, stops, [cfg.image_size] * len(starts))
+    repeat = len(starts)
+    parts = pool.map(
+        writer.draw_range,
+        [cfg.seed] * repeat,
+        starts,
+        stops,
+        [cfg.image_size] * repeat,
+        [cfg.captions_per_image] * repeat,
+    )
     return [sample for part in parts for sample in part]
 
 
@@ -115,7 +128,13 @@ def _remove_shards_beyond(out: Path, shard_count: int) -> None:
 
 def _identity(cfg: SyntheticSource, indices: range) -> dict:
     """What a finished shard must have been made from to be reused."""
-    return {"seed": cfg.seed, "image_size": cfg.image_size, "first": indices.start, "count": len(indices)}
+    return {
+        "seed": cfg.seed,
+        "image_size": cfg.image_size,
+        "captions_per_image": cfg.captions_per_image,
+        "first": indices.start,
+        "count": len(indices),
+    }
 
 
 def _shard_finished(out: Path, shard_id: int, cfg: SyntheticSource, indices: range) -> bool:
@@ -130,31 +149,34 @@ def _shard_finished(out: Path, shard_id: int, cfg: SyntheticSource, indices: ran
 
 
 def _manifest_rows(out: Path, shard_id: int, cfg: SyntheticSource, samples: list | None, val_fraction: float) -> list[dict]:
-    """Manifest rows of one shard: from the fresh samples, or read back from a reused shard's parquet."""
+    """Manifest rows of one shard, one per image-caption pair: from the fresh samples, or read back from
+    a reused shard's parquet. Every caption of an image gets the image's split (a hash of its key)."""
     if samples is None:
         records = pq.read_table(out / f"{shard_id:05d}.parquet").to_pylist()
-        entries = [(int(r["key"]), r["caption"], r["caption_en"], r["sha256"], json.loads(r["labels"])) for r in records]
+        entries = [(int(r["key"]), json.loads(r["captions"]), r["sha256"], json.loads(r["labels"])) for r in records]
     else:
-        entries = [(s.index, s.caption, s.caption_en, s.sha256, s.labels) for s in samples]
+        entries = [(s.index, s.captions, s.sha256, s.labels) for s in samples]
     rows = []
-    for index, caption, caption_en, sha, labels in entries:
-        key = f"{SOURCE}/{index}"
-        rows.append(
-            {
-                "key": key,
-                "source": SOURCE,
-                "url": writer.url_of(cfg.seed, index),
-                "caption": caption,
-                "caption_en": caption_en,
-                "lang": "it",
-                "status": manifest.STATUS_OK,
-                "split": manifest.split_for_key(key, val_fraction),
-                "shard": f"{shard_id:05d}.tar",
-                "index": index,
-                "width": cfg.image_size,
-                "height": cfg.image_size,
-                "image_sha256": sha,
-                "meta": labels,
-            }
-        )
+    for index, captions, sha, labels in entries:
+        image_key = f"{SOURCE}/{index}"
+        split = manifest.split_for_key(image_key, val_fraction)
+        for number, (caption, caption_en) in enumerate(captions):
+            rows.append(
+                {
+                    "key": f"{image_key}/{number}",
+                    "source": SOURCE,
+                    "url": writer.url_of(cfg.seed, index),
+                    "caption": caption,
+                    "caption_en": caption_en,
+                    "lang": "it",
+                    "status": manifest.STATUS_OK,
+                    "split": split,
+                    "shard": f"{shard_id:05d}.tar",
+                    "index": index,
+                    "width": cfg.image_size,
+                    "height": cfg.image_size,
+                    "image_sha256": sha,
+                    "meta": labels,
+                }
+            )
     return rows

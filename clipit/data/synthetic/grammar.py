@@ -174,4 +174,7 @@ def all_words() -> set[str]:
     words |= {"un", "uno", "una"} | {it for it, _ in NUMBERS.values()}
     for phrase, _, _ in RELATIONS.values():
         words |= set(phrase.split())
-    return words
+    # imported here: the paraphrases are built from this module's phrases
+    from clipit.data.synthetic import paraphrase
+
+    return words | paraphrase.words()

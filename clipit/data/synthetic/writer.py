@@ -1,8 +1,9 @@
 """Write the synthetic training stream in the layout of a real img2dataset download.
 
-`DIR/00000.tar` holds `{key:09d}.jpg`, `.txt` (Italian caption) and `.json` (img2dataset's per-sample
-record) for each sample; `DIR/00000.parquet` and `DIR/00000_stats.json` are img2dataset's per-shard table
-and counts. The tar members carry fixed times and owners, so the same seed gives the same bytes.
+`DIR/00000.tar` holds `{key:09d}.jpg`, `.txt` (the image's plain Italian caption) and `.json`
+(img2dataset's per-sample record) for each image; `DIR/00000.parquet` and `DIR/00000_stats.json` are
+img2dataset's per-shard table and counts. The parquet's extra `captions` column holds every caption of the
+image (`[[italian, english], ...]`, JSON), from which the manifest gets one row per image-caption pair. The tar members carry fixed times and owners, so the same seed gives the same bytes.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clipit import atomic
-from clipit.data.synthetic import draw, grammar, scenes
+from clipit.data.synthetic import draw, paraphrase, scenes
 
-# img2dataset's per-shard table, plus our two extra columns.
+# img2dataset's per-shard table, plus our three extra columns.
 _PARQUET_SCHEMA = pa.schema(
     [
         ("url", pa.string()),
@@ -37,6 +38,7 @@ _PARQUET_SCHEMA = pa.schema(
         ("sha256", pa.string()),
         ("caption_en", pa.string()),
         ("labels", pa.string()),
+        ("captions", pa.string()),
     ]
 )
 
@@ -45,10 +47,17 @@ _PARQUET_SCHEMA = pa.schema(
 class Sample:
     index: int  # the img2dataset key, an integer
     jpeg: bytes
-    caption: str
-    caption_en: str
+    captions: tuple[tuple[str, str], ...]  # (Italian, English), the plain caption first
     labels: dict
     side: int
+
+    @property
+    def caption(self) -> str:
+        return self.captions[0][0]
+
+    @property
+    def caption_en(self) -> str:
+        return self.captions[0][1]
 
     @property
     def name(self) -> str:
@@ -59,24 +68,17 @@ class Sample:
         return hashlib.sha256(self.jpeg).hexdigest()
 
 
-def make_training_sample(seed: int, index: int, side: int) -> Sample:
-    rng = scenes.rng_for(seed, "train", index)
-    scene = scenes.sample_training_scene(rng)
-    background = scene.background if scene.with_background else None
+def make_training_sample(seed: int, index: int, side: int, captions_per_image: int = 1) -> Sample:
+    scene = scenes.sample_training_scene(scenes.rng_for(seed, "train", index))
+    # the paraphrases draw from their own stream: the image does not depend on how many captions it gets
+    captions = paraphrase.captions(scene, captions_per_image, scenes.rng_for(seed, "captions", index))
     jpeg = draw.encode_jpeg(draw.render(scene, side))
-    return Sample(
-        index=index,
-        jpeg=jpeg,
-        caption=grammar.caption_it(scene.groups, scene.relation, background),
-        caption_en=grammar.caption_en(scene.groups, scene.relation, background),
-        labels=scene.labels(),
-        side=side,
-    )
+    return Sample(index=index, jpeg=jpeg, captions=tuple(captions), labels=scene.labels(), side=side)
 
 
-def draw_range(seed: int, start: int, stop: int, side: int) -> list[Sample]:
+def draw_range(seed: int, start: int, stop: int, side: int, captions_per_image: int = 1) -> list[Sample]:
     """Samples start..stop-1 (a top-level function, so worker processes can run it)."""
-    return [make_training_sample(seed, i, side) for i in range(start, stop)]
+    return [make_training_sample(seed, i, side, captions_per_image) for i in range(start, stop)]
 
 
 def url_of(seed: int, index: int) -> str:
@@ -92,10 +94,15 @@ def write_shard(folder: Path, shard_id: int, seed: int, samples: list[Sample], i
             _add(tar, f"{sample.name}.jpg", sample.jpeg)
             _add(tar, f"{sample.name}.txt", sample.caption.encode("utf-8"))
             _add(tar, f"{sample.name}.json", json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8"))
-    # img2dataset's extra columns: the English caption and the structured labels (JSON).
+    # img2dataset's extra columns: the English caption, the structured labels and every caption (JSON).
     table = pa.Table.from_pylist(
         [
-            {**r, "caption_en": s.caption_en, "labels": json.dumps(s.labels, sort_keys=True)}
+            {
+                **r,
+                "caption_en": s.caption_en,
+                "labels": json.dumps(s.labels, sort_keys=True),
+                "captions": json.dumps(s.captions, ensure_ascii=False),
+            }
             for s, r in zip(samples, records, strict=True)
         ],
         schema=_PARQUET_SCHEMA,
