@@ -70,6 +70,11 @@ class DistributedSettings(Section):
     coordinator: str | None = Field(
         None, description="host:port of process 0 (default: JAX_COORDINATOR_ADDRESS or TPU pod)."
     )
+    coordinator_bind: str | None = Field(
+        None,
+        description="host:port process 0 listens on (default: the coordinator address itself, so "
+        "127.0.0.1:PORT stays on loopback; 0.0.0.0:PORT or [::]:PORT for every interface).",
+    )
     num_processes: int | None = Field(None, ge=1, description="Processes in the job.")
     process_id: int | None = Field(None, ge=0, description="This process's id.")
 

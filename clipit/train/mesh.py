@@ -6,8 +6,10 @@ all-gather that gives every example the negatives of the whole global batch.
 
 Multi-host: `jax.distributed.initialize` with the coordinator, process count and id from
 `[train.distributed]` or the environment (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID);
-on TPU pods JAX finds them itself. Each process loads its own share of the batch and
-`make_array_from_process_local_data` assembles the global array without moving data between hosts.
+on TPU pods JAX finds them itself. Process 0's coordinator service listens on the coordinator address
+itself (or `coordinator_bind` / JAX_COORDINATOR_BIND_ADDRESS), not on every interface. Each process
+loads its own share of the batch and `make_array_from_process_local_data` assembles the global array
+without moving data between hosts.
 """
 
 from __future__ import annotations
@@ -45,7 +47,21 @@ def init_distributed(settings: DistributedSettings) -> None:
         raise ConfigError(f"train.distributed.process_id {process_id} >= num_processes {num_processes}")
     if jax.distributed.is_initialized():
         return
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    jax.distributed.initialize(
+        coordinator_address=coordinator,
+        num_processes=num_processes,
+        process_id=process_id,
+        coordinator_bind_address=coordinator_bind_address(settings, coordinator),
+    )
+
+
+def coordinator_bind_address(settings: DistributedSettings, coordinator: str) -> str:
+    """Where process 0's coordinator service listens: where asked, never silently every interface.
+
+    JAX's own default is `[::]:PORT` (all interfaces) whatever host the coordinator address names, which
+    exposes the job's control service on every network of the machine even for 127.0.0.1.
+    """
+    return settings.coordinator_bind or os.environ.get("JAX_COORDINATOR_BIND_ADDRESS") or coordinator
 
 
 def _on_tpu_pod() -> bool:
@@ -73,13 +89,18 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
             f"use a multiple of {devices}, e.g. {max(devices, batch_size // devices * devices)}",
         )
     if batch_size % jax.process_count():
-        raise ConfigError(f"train.batch_size {batch_size} is not divisible by {jax.process_count()} processes")
+        raise ConfigError(
+            f"train.batch_size {batch_size} is not divisible by {jax.process_count()} processes"
+        )
 
 
 def put_batch(mesh: Mesh, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """This process's rows -> global arrays sharded over the data axis."""
     sharding = batch_sharded(mesh)
-    return {k: jax.make_array_from_process_local_data(sharding, _device_dtype(np.asarray(v))) for k, v in local.items()}
+    return {
+        k: jax.make_array_from_process_local_data(sharding, _device_dtype(np.asarray(v)))
+        for k, v in local.items()
+    }
 
 
 def _device_dtype(x: np.ndarray) -> np.ndarray:

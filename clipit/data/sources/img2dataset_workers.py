@@ -1,8 +1,10 @@
 """img2dataset's process-side classes, adapted for clipit; this module is what loads img2dataset.
 
 - Orphans: after `kill -9` of clipit, multiprocessing's spawned workers would keep downloading and a
-  rerun would write the same shard concurrently. PR_SET_PDEATHSIG (Linux) makes the kernel kill them
-  when their parent dies.
+  rerun would write the same shard concurrently. Each worker watches its parent process and exits
+  when it is gone (clipit.parent_watch, which also says why not PR_SET_PDEATHSIG: img2dataset's pool
+  forks workers from a thread that exits inside `terminate()`, and the kernel then killed a worker
+  holding the pool's queue lock, which hung the run).
 - Start-up cost: img2dataset starts a logger *process* (one more interpreter importing cv2,
   albumentations, wandb, ...) only to print stats; a thread in clipit's process does that here.
   webdataset imports torch when it is installed (seconds) for helpers img2dataset never uses, so
@@ -14,10 +16,11 @@ The spawned workers import this module again to unpickle `OrphanSafeDownloader`.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
+
+from clipit.parent_watch import exit_with_parent
 
 _HIDE_TORCH = "torch" not in sys.modules
 if _HIDE_TORCH:
@@ -28,18 +31,7 @@ finally:
     if _HIDE_TORCH and sys.modules.get("torch", 0) is None:
         del sys.modules["torch"]
 
-_PR_SET_PDEATHSIG = 1
 PROGRESS_INTERVAL_S = 10.0
-
-
-def die_with_parent(parent_pid: int) -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 class OrphanSafeDownloader(Downloader):
@@ -48,7 +40,7 @@ class OrphanSafeDownloader(Downloader):
         self.parent_pid = os.getpid()  # set in clipit's process, travels to the workers by pickle
 
     def __call__(self, row):
-        die_with_parent(self.parent_pid)
+        exit_with_parent(self.parent_pid)  # once per worker process
         return super().__call__(row)
 
 
