@@ -24,7 +24,7 @@ class DownloadSettings(Section):
         60.0, ge=0, description="Seconds before the first rate-limit round; doubled each further round."
     )
     user_agent_token: str = Field(
-        "clipit/0.1 (+https://pypi.org/project/clipit; research dataset download)",
+        "clipit-jax/0.1 (+https://pypi.org/project/clipit-jax/; research dataset download)",
         description="Added to the User-Agent header; Wikimedia refuses generic agents.",
     )
     incremental_mode: Literal["incremental", "overwrite"] = Field(
