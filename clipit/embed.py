@@ -2,38 +2,31 @@
 
 Stream mode (`clipit embed PATH > vecs.npy`): float32 [N, D], rows L2-normalised, in sorted
 relative-path order of the readable images (or in line order of a text file). Unreadable images are
-skipped, warned about and left out of the rows; `paths_out` lists the rows' paths so the two align.
+skipped, warned about and left out of the rows; `paths_out` lists the rows' paths, one per line, so the
+two align (a file name holding a line break is refused before any work: it would shift the lines).
+When no image can be read at all the run fails and writes nothing.
 
-Folder mode (`--out DIR`, for collections too large for one array), in clip-retrieval's layout:
+Folder mode (`--out DIR`, for collections too large for one array) is clipit.embed_index.
 
-    DIR/embed.json                      what was embedded (model, root, file count, shard size)
-    DIR/img_emb/img_emb_0000.npy        float16 [rows, D], L2-normalised
-    DIR/metadata/metadata_0000.parquet  column image_path (relative to the root), one row per vector
-    DIR/failed/failed_0000.tsv          path<TAB>reason of the shard's unreadable files (when any)
-
-Shard i always covers files [i*shard_size, (i+1)*shard_size) of the sorted listing, and each shard's
-files are written atomically (vectors, then failures, then metadata, which marks it done), so a run
-killed at any point resumes with the first shard that has no metadata, redoing at most one shard.
+Every input and output is checked before the model is loaded, so a bad path costs no work.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from clipit import atomic
+from clipit import atomic, embed_index
 from clipit.config.embed import EmbedConfig
 from clipit.console import info
-from clipit.encode import MAX_FAILURES_SHOWN, Encoder, list_images
+from clipit.encode import IMAGE_EXTENSIONS, MAX_FAILURES_SHOWN, Encoder, list_images
 from clipit.errors import ClipitError, ConfigError, DataError
+from clipit.outputs import check_output_dir, check_output_file
 
-EMBED_RECORD = "embed.json"
-FORMAT_VERSION = 1
+EMBED_RECORD = embed_index.RECORD
 
 
 def refuse_terminal(stream) -> None:
@@ -57,8 +50,19 @@ def image_paths(root: Path) -> list[Path]:
         raise DataError(f"{root} is not a folder", "pass a folder of images (searched recursively)")
     paths = list_images(root)
     if not paths:
-        raise DataError(f"{root} holds no image files", "supported: " + ", ".join(sorted({".jpg", ".png", ".webp"})))
+        raise DataError(f"{root} holds no image files", "supported: " + ", ".join(sorted(IMAGE_EXTENSIONS)))
     return paths
+
+
+def check_line_safe_names(root: Path, paths: Sequence[Path]) -> None:
+    """Refuse a listing with a line break in a relative path: one path per line would go out of step."""
+    for path in paths:
+        name = path.relative_to(root).as_posix()
+        if any(c in embed_index.LINE_BREAKS for c in name):
+            raise DataError(
+                f"{root}: the file name {name!r} holds a line break, which would split its line in --paths-out",
+                "rename the file, or use --out DIR (its paths are stored in Parquet)",
+            )
 
 
 def read_text_lines(path: Path) -> list[str]:
@@ -77,13 +81,18 @@ def read_text_lines(path: Path) -> list[str]:
     return lines
 
 
-def embed_images(encoder: Encoder, root: Path, *, batch_size: int) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
-    """(vectors, relative paths of the rows, [(relative path, reason)] of unreadable files)."""
+def embed_images(
+    encoder: Encoder, root: Path, *, batch_size: int, paths: Sequence[Path] | None = None
+) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
+    """(vectors, relative paths of the rows, [(relative path, reason)] of unreadable files) of the images
+    under `root` (or of `paths`, its listing). An error when none of them can be read."""
     root = Path(root)
-    paths = image_paths(root)
+    paths = image_paths(root) if paths is None else list(paths)
     encoded = encoder.encode_images(paths, batch_size=batch_size)
     relative = [p.relative_to(root).as_posix() for p in paths]
     failures = [(relative[i], reason) for i, reason in encoded.failures]
+    if len(encoded.kept) == 0:
+        raise DataError(f"none of the {len(paths)} image files under {root} could be read", "see the warnings above")
     return encoded.vectors, [relative[i] for i in encoded.kept], failures
 
 
@@ -92,77 +101,12 @@ def embed_texts(encoder: Encoder, text_file: Path, *, batch_size: int) -> np.nda
 
 
 def embed_to_folder(encoder: Encoder, root: Path, out: Path, *, batch_size: int, shard_size: int) -> dict:
-    """Embed `root` into `out` shard by shard, skipping shards already done; returns a summary."""
-    root, out = Path(root), Path(out)
-    relative = [p.relative_to(root).as_posix() for p in image_paths(root)]
-    record = {
-        "format_version": FORMAT_VERSION,
-        "model": encoder.name,
-        "dtype": encoder.dtype,
-        "root": str(root.resolve()),
-        "files": len(relative),
-        "shard_size": shard_size,
-        "dim": encoder.dim,
-    }
-    _check_or_write_record(out, record)
-    for sub in ("img_emb", "metadata", "failed"):  # leftovers of writes a kill interrupted
-        if (out / sub).is_dir():
-            atomic.remove_stale_temporaries(out / sub)
-    shards = range(0, -(-len(relative) // shard_size))
-    done = skipped = 0
-    for shard in shards:
-        names = relative[shard * shard_size : (shard + 1) * shard_size]
-        metadata = out / "metadata" / f"metadata_{shard:04d}.parquet"
-        vectors_file = out / "img_emb" / f"img_emb_{shard:04d}.npy"
-        if metadata.is_file() and vectors_file.is_file():
-            skipped += 1
-            continue
-        encoded = encoder.encode_images(
-            [root / n for n in names], batch_size=batch_size, description=f"shard {shard + 1}/{len(shards)}"
-        )
-        with atomic.atomic_path(vectors_file) as tmp, open(tmp, "wb") as f:
-            np.save(f, encoded.vectors.astype(np.float16), allow_pickle=False)
-        failed = out / "failed" / f"failed_{shard:04d}.tsv"
-        if encoded.failures:
-            atomic.write_text(failed, "".join(f"{names[i]}\t{' '.join(r.split())}\n" for i, r in encoded.failures))
-        table = pa.table({"image_path": pa.array([names[i] for i in encoded.kept], pa.string())})
-        with atomic.atomic_path(metadata) as tmp:
-            pq.write_table(table, tmp)
-        done += 1
-    rows = sum(pq.read_metadata(p).num_rows for p in sorted((out / "metadata").glob("metadata_*.parquet")))
-    failed_files = sorted((out / "failed").glob("failed_*.tsv")) if (out / "failed").is_dir() else []
-    failures = sum(len(p.read_text().splitlines()) for p in failed_files)
-    summary = {"out": str(out), "files": len(relative), "rows": rows, "unreadable": failures,
-               "shards": len(shards), "shards_written": done, "shards_resumed": skipped}
-    info(f"{out}: {rows} vectors in {len(shards)} shards ({skipped} already done), {failures} unreadable files")
-    return summary
+    """Embed `root` into the folder `out` (clipit.embed_index), resuming what is still current."""
+    return embed_index.write(encoder, root, image_paths(root), out, batch_size=batch_size, shard_size=shard_size)
 
 
-def _check_or_write_record(out: Path, record: dict) -> None:
-    """A folder is resumed only for the same model, root, files and shard size: anything else would
-    mix two embeddings in one index."""
-    path = out / EMBED_RECORD
-    if path.is_file():
-        try:
-            existing = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            existing = None
-        if existing != record:
-            differs = sorted(k for k in record if not existing or existing.get(k) != record[k])
-            raise DataError(
-                f"{out} already holds embeddings made differently ({', '.join(differs)} differ)",
-                "use a new --out folder, or delete this one to start over",
-            )
-        return
-    if out.is_dir() and any(out.iterdir()):
-        raise DataError(f"{out} exists and is not a clipit embed folder", "use a new or empty --out folder")
-    atomic.write_text(path, json.dumps(record, indent=2) + "\n")
-
-
-def run(cfg: EmbedConfig, stdout) -> dict:
-    """`clipit embed`: check the inputs, refuse a terminal, then embed (see the module docstring)."""
-    from clipit.encode import open_model
-
+def check_inputs(cfg: EmbedConfig, stdout) -> None:
+    """Everything that can be checked without the model: flags, outputs, the terminal."""
     if (cfg.images is None) == (cfg.text is None):
         raise ConfigError(
             "give either an image folder (PATH) or --text FILE" if cfg.images is None else "give PATH or --text, not both",
@@ -172,21 +116,38 @@ def run(cfg: EmbedConfig, stdout) -> dict:
         raise ConfigError("--out and --paths-out are for image folders", "drop them with --text")
     if cfg.model is None:
         raise ConfigError("no model given", "pass --model M or set embed.model")
-    if cfg.out is None:
-        refuse_terminal(stdout)
-    elif cfg.paths_out is not None:
+    if cfg.out is not None and cfg.paths_out is not None:
         raise ConfigError("--paths-out is for stdout mode", "with --out the paths are in DIR/metadata/*.parquet")
-    encoder = open_model(cfg.model, dtype=cfg.dtype)
+    if cfg.out is not None:
+        check_output_dir(cfg.out, "--out")
+        embed_index.check_folder(cfg.out)
+    else:
+        refuse_terminal(stdout)
+    if cfg.paths_out is not None:
+        check_output_file(cfg.paths_out, "--paths-out")
+
+
+def run(cfg: EmbedConfig, stdout) -> dict:
+    """`clipit embed`: check the inputs and list the images, then load the model and embed."""
+    from clipit.encode import open_model
+
+    check_inputs(cfg, stdout)
     if cfg.text is not None:
-        vectors = embed_texts(encoder, cfg.text, batch_size=cfg.batch_size)
+        texts = read_text_lines(cfg.text)
+        vectors = open_model(cfg.model, dtype=cfg.dtype).encode_texts(texts, batch_size=cfg.batch_size)
         write_npy(vectors, stdout.buffer)
         return {"rows": len(vectors), "dim": int(vectors.shape[1])}
+    paths = image_paths(cfg.images)
+    if cfg.paths_out is not None:
+        check_line_safe_names(Path(cfg.images), paths)
+    encoder = open_model(cfg.model, dtype=cfg.dtype)
     if cfg.out is not None:
-        return embed_to_folder(encoder, cfg.images, cfg.out, batch_size=cfg.batch_size, shard_size=cfg.shard_size)
-    vectors, paths, failures = embed_images(encoder, cfg.images, batch_size=cfg.batch_size)
+        return embed_index.write(encoder, cfg.images, paths, cfg.out, batch_size=cfg.batch_size,
+                                 shard_size=cfg.shard_size)
+    vectors, rows, failures = embed_images(encoder, cfg.images, batch_size=cfg.batch_size, paths=paths)
     write_npy(vectors, stdout.buffer)
     if cfg.paths_out is not None:
-        atomic.write_text(cfg.paths_out, "".join(f"{p}\n" for p in paths))
+        atomic.write_text(cfg.paths_out, "".join(f"{p}\n" for p in rows))
     info(f"{len(vectors)} images embedded ({vectors.shape[1]}-d), {len(failures)} unreadable")
     if len(failures) > MAX_FAILURES_SHOWN:  # encode warned about the first ones only: list them all
         for path, reason in failures:

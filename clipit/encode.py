@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,7 +46,10 @@ DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def list_images(root: Path) -> list[Path]:
-    """Image files under `root` (recursive, hidden entries skipped), sorted by relative POSIX path."""
+    """Image files under `root` (recursive, hidden entries skipped), sorted by relative POSIX path.
+
+    Only regular files (or links to them) are listed: opening a FIFO named `x.jpg` would block forever.
+    A broken link stays in, to be reported as unreadable like any other file that cannot be opened."""
     root = Path(root)
     found: list[tuple[str, Path]] = []
     for folder, dirs, files in os.walk(root):
@@ -53,8 +57,18 @@ def list_images(root: Path) -> list[Path]:
         for name in files:
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                 path = Path(folder) / name
+                if _is_special_file(path):
+                    warn(f"skipping {path}: not a regular file")
+                    continue
                 found.append((path.relative_to(root).as_posix(), path))
     return [path for _, path in sorted(found)]
+
+
+def _is_special_file(path: Path) -> bool:
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)

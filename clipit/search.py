@@ -1,27 +1,31 @@
 """Search an embedded folder (from `clipit embed --out DIR`) with a text query or an image.
 
 The index is the folder's float16 shards, read back as float32, with the metadata paths in the same
-order. The query is embedded with the same encoder code as the index (clipit.encode), and results
-are the k highest cosine scores (rows are unit vectors, so a dot product).
+order (clipit.embed_index). The query is embedded with the same encoder code as the index
+(clipit.encode), and results are the k highest cosine scores (rows are unit vectors, so a dot product).
+The index records its model as an absolute path (or a hub id) and its images' root as an absolute path,
+so a search works from any folder.
+
+A query that names an image file (by its extension) is that image; such a file that does not exist is
+an error rather than a text query, since ranking by the words "photo.jpg" is never what was meant.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from clipit import atomic
+from clipit import atomic, embed_index
 from clipit.config.embed import EmbedConfig
 from clipit.console import warn
-from clipit.embed import EMBED_RECORD
 from clipit.encode import IMAGE_EXTENSIONS, Encoder
 from clipit.errors import ConfigError, DataError
+from clipit.outputs import check_output_file
 
 
 @dataclass(frozen=True)
@@ -40,45 +44,42 @@ class Hit:
 
 
 def load_index(folder: Path) -> Index:
-    folder = Path(folder)
-    record_file = folder / EMBED_RECORD
-    if not record_file.is_file():
-        raise DataError(f"{folder} is not an embedded folder (no {EMBED_RECORD})", "make one with clipit embed DIR --out")
-    record = json.loads(record_file.read_text())
-    vectors, paths = [], []
-    for metadata in sorted((folder / "metadata").glob("metadata_*.parquet")):
-        shard = metadata.stem.split("_")[-1]
-        emb_file = folder / "img_emb" / f"img_emb_{shard}.npy"
-        if not emb_file.is_file():
-            raise DataError(f"{emb_file} is missing", "rerun the same clipit embed --out command to finish it")
-        shard_vectors = np.load(emb_file, allow_pickle=False)
-        shard_paths = pq.read_table(metadata, columns=["image_path"]).column("image_path").to_pylist()
-        if len(shard_vectors) != len(shard_paths):
-            raise DataError(f"{emb_file} has {len(shard_vectors)} rows, {metadata} {len(shard_paths)}", "re-embed")
-        vectors.append(shard_vectors.astype(np.float32))
-        paths += shard_paths
-    if not vectors:
-        raise DataError(f"{folder} holds no finished shards", "rerun the clipit embed --out command")
-    expected = -(-record["files"] // record["shard_size"])
-    if len(vectors) < expected:
-        warn(f"{folder}: only {len(vectors)} of {expected} shards are finished; searching those")
-    return Index(np.concatenate(vectors), paths, Path(record["root"]), record.get("model", "?"))
+    vectors, paths, record = embed_index.read(folder)
+    return Index(vectors, paths, Path(record["root"]), record.get("model", "?"))
+
+
+def query_image(query: str) -> Path | None:
+    """The image a query names, None for a text query; an error for a named image that cannot be opened."""
+    path = Path(query).expanduser()
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return None
+    if not path.exists():
+        raise DataError(f"query image {query} does not exist", "pass an existing image file, or a text query")
+    if not path.is_file():
+        raise DataError(f"query image {query} is not a regular file", "pass an image file, or a text query")
+    return path
 
 
 def is_image_query(query: str) -> bool:
-    path = Path(query)
-    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    return query_image(query) is not None
+
+
+def check_query(query: str) -> Path | None:
+    """`query_image(query)`, and an error for an empty text."""
+    image = query_image(query)
+    if image is None and not query.strip():
+        raise DataError("the query is empty", "pass a text or an image path")
+    return image
 
 
 def embed_query(encoder: Encoder, query: str) -> np.ndarray:
-    """A [D] unit vector: the image at `query` when it is an image file, else the text."""
-    if is_image_query(query):
-        encoded = encoder.encode_images([Path(query)], batch_size=1, description="query image")
+    """A [D] unit vector: the image at `query` when it names an image file, else the text."""
+    image = check_query(query)
+    if image is not None:
+        encoded = encoder.encode_images([image], batch_size=1, description="query image")
         if encoded.failures:
             raise DataError(f"query image {query}: {encoded.failures[0][1]}", "pass a readable image or a text")
         return encoded.vectors[0]
-    if not query.strip():
-        raise DataError("the query is empty", "pass a text or an image path")
     return encoder.encode_texts([query], batch_size=1, description="query")[0]
 
 
@@ -88,7 +89,7 @@ def search(encoder: Encoder, index: Index, query: str, k: int) -> list[Hit]:
             f"the index holds {index.vectors.shape[1]}-d vectors but {encoder.name} makes {encoder.dim}-d ones",
             f"search with the model that built the index ({index.model})",
         )
-    if encoder.name != index.model:
+    if embed_index.model_reference(encoder.name) != index.model:
         warn(f"the index was built with {index.model}, the query uses {encoder.name}")
     scores = index.vectors @ embed_query(encoder, query)
     k = min(k, len(scores))
@@ -97,14 +98,20 @@ def search(encoder: Encoder, index: Index, query: str, k: int) -> list[Hit]:
     return [Hit(rank + 1, float(scores[i]), index.root / index.paths[i]) for rank, i in enumerate(top)]
 
 
+def image_link(image: Path, page: Path) -> str:
+    """The URL of `image` relative to the HTML file `page`, percent-encoded: a file name can then never
+    become a scheme (`javascript:...`), a query (`?`) or a fragment (`#`)."""
+    relative = Path(os.path.relpath(Path(image).resolve(), Path(page).resolve().parent)).as_posix()
+    return urllib.parse.quote(relative, safe="/")
+
+
 def write_contact_sheet(hits: list[Hit], query: str, path: Path) -> None:
     """An HTML page of the hits as thumbnails with rank and score; links relative to the page."""
     path = Path(path)
     cells = []
     for hit in hits:
-        source = os.path.relpath(hit.path.resolve(), path.resolve().parent)
-        link = html.escape(Path(source).as_posix(), quote=True)
-        name = html.escape(hit.path.name)
+        link = html.escape(image_link(hit.path, path), quote=True)
+        name = html.escape(hit.path.name, quote=True)
         cells.append(
             f'<figure><a href="{link}"><img src="{link}" alt="{name}" loading="lazy"></a>'
             f"<figcaption>{hit.rank}. {hit.score:.4f}<br>{name}</figcaption></figure>"
@@ -127,6 +134,9 @@ def run(cfg: EmbedConfig, query: str, *, html_out: Path | None = None) -> list[H
 
     if cfg.index is None:
         raise ConfigError("no index folder given", "pass --index DIR (made by clipit embed DIR --out) or set embed.index")
+    check_query(query)  # before loading anything
+    if html_out is not None:
+        check_output_file(html_out, "--html")
     index = load_index(cfg.index)
     encoder = open_model(cfg.model or index.model, dtype=cfg.dtype)
     hits = search(encoder, index, query, cfg.k)

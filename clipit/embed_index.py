@@ -1,0 +1,219 @@
+"""The embedded folder (`clipit embed --out DIR`): its layout, writing it shard by shard, reading it back.
+
+The layout is clip-retrieval's, plus a record of what was embedded:
+
+    DIR/embed.json                      format, model (absolute path or hub id), dtype, root (absolute),
+                                        file count, shard size, dimension
+    DIR/img_emb/img_emb_0000.npy        float16 [rows, D], L2-normalised
+    DIR/metadata/metadata_0000.parquet  column image_path (relative to the root), one row per vector
+    DIR/failed/failed_0000.tsv          path<TAB>reason of the shard's unreadable files (when any)
+
+Shard i covers files [i*shard_size, (i+1)*shard_size) of the sorted listing. Its files are written
+atomically, the metadata last: a shard is done when its metadata exists, so a run killed at any point
+resumes with the first shard that has none. The metadata also holds a digest of its files' names, sizes
+and modification times: a rerun after the folder changed (files added, removed or modified) deletes the
+metadata of every shard whose files are no longer the same, first, and re-embeds those shards; the
+others are kept. Since shards are ranges of the sorted listing, a file added or removed re-embeds its
+shard and the ones after it. The model, dtype, root, shard size and dimension must stay the same: a
+folder is never a mix of two embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from clipit import atomic
+from clipit.console import info, warn
+from clipit.encode import Encoder
+from clipit.errors import DataError
+
+RECORD = "embed.json"
+FORMAT_VERSION = 2  # 2: absolute model path, files digest in each shard's metadata
+IDENTITY = ("format_version", "model", "dtype", "root", "shard_size", "dim")  # what a resumed run must match
+DIGEST_KEY = b"clipit.files_sha256"
+# Characters that end a line for str.splitlines (and, for \r, for text-mode reading): in a one-name-per-line
+# file a name holding one would shift every later row.
+LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def model_reference(spec: str) -> str:
+    """What the record stores for `--model spec`: a local path made absolute (so the index works from any
+    folder), a hub id as given."""
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.exists() else str(spec)
+
+
+def vectors_file(folder: Path, shard: int) -> Path:
+    return Path(folder) / "img_emb" / f"img_emb_{shard:04d}.npy"
+
+
+def metadata_file(folder: Path, shard: int) -> Path:
+    return Path(folder) / "metadata" / f"metadata_{shard:04d}.parquet"
+
+
+def failed_file(folder: Path, shard: int) -> Path:
+    return Path(folder) / "failed" / f"failed_{shard:04d}.tsv"
+
+
+def check_folder(out: Path) -> None:
+    """Before any work: `out` is new, empty, or an embedded folder (to resume)."""
+    out = Path(out)
+    if out.is_dir() and not (out / RECORD).is_file() and any(out.iterdir()):
+        raise DataError(f"{out} exists and is not a clipit embed folder", "use a new or empty --out folder")
+
+
+def write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, batch_size: int, shard_size: int) -> dict:
+    """Embed `paths` (the sorted listing of `root`) into `out`, keeping the shards that are still
+    current; returns a summary."""
+    root, out = Path(root), Path(out)
+    relative = [p.relative_to(root).as_posix() for p in paths]
+    record = {
+        "format_version": FORMAT_VERSION,
+        "model": model_reference(encoder.name),
+        "dtype": encoder.dtype,
+        "root": str(root.resolve()),
+        "files": len(relative),
+        "shard_size": shard_size,
+        "dim": encoder.dim,
+    }
+    _check_or_write_record(out, record)
+    for sub in ("img_emb", "metadata", "failed"):  # leftovers of writes a kill interrupted
+        if (out / sub).is_dir():
+            atomic.remove_stale_temporaries(out / sub)
+    count = -(-len(relative) // shard_size)
+    names = [relative[i * shard_size : (i + 1) * shard_size] for i in range(count)]
+    digests = [_digest(root, shard_names) for shard_names in names]
+    changed = _drop_stale_shards(out, digests)
+    if changed:
+        info(f"{out}: {changed} shard(s) no longer match {root} (files added, removed or modified): re-embedding them")
+    done = skipped = 0
+    for shard in range(count):
+        if metadata_file(out, shard).is_file():
+            skipped += 1
+            continue
+        _write_shard(encoder, root, out, shard, names[shard], digests[shard], batch_size, f"shard {shard + 1}/{count}")
+        done += 1
+    rows = sum(pq.read_metadata(metadata_file(out, i)).num_rows for i in range(count))
+    failures = sum(failed_file(out, i).read_text(encoding="utf-8").count("\n")
+                   for i in range(count) if failed_file(out, i).is_file())
+    info(f"{out}: {rows} vectors in {count} shards ({skipped} already done), {failures} unreadable files")
+    if rows == 0:
+        raise DataError(f"none of the {len(relative)} image files under {root} could be read",
+                        f"see the warnings above and {out / 'failed'}")
+    return {"out": str(out), "files": len(relative), "rows": rows, "unreadable": failures,
+            "shards": count, "shards_written": done, "shards_resumed": skipped}
+
+
+def read(folder: Path) -> tuple[np.ndarray, list[str], dict]:
+    """(float32 vectors, their paths relative to the root, the record) of the finished shards."""
+    folder = Path(folder)
+    record_path = folder / RECORD
+    if not record_path.is_file():
+        raise DataError(f"{folder} is not an embedded folder (no {RECORD})", "make one with clipit embed DIR --out")
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{record_path} is not valid JSON: {exc}", "re-embed into a new --out folder") from None
+    vectors, paths = [], []
+    for metadata in sorted((folder / "metadata").glob("metadata_*.parquet")):
+        emb_file = vectors_file(folder, int(metadata.stem.split("_")[-1]))
+        if not emb_file.is_file():
+            raise DataError(f"{emb_file} is missing", "rerun the same clipit embed --out command to finish it")
+        shard_vectors = np.load(emb_file, allow_pickle=False)
+        shard_paths = pq.read_table(metadata, columns=["image_path"]).column("image_path").to_pylist()
+        if len(shard_vectors) != len(shard_paths):
+            raise DataError(f"{emb_file} has {len(shard_vectors)} rows, {metadata} {len(shard_paths)}", "re-embed")
+        vectors.append(shard_vectors.astype(np.float32))
+        paths += shard_paths
+    if not vectors:
+        raise DataError(f"{folder} holds no finished shards", "rerun the clipit embed --out command")
+    expected = -(-record["files"] // record["shard_size"])
+    if len(vectors) < expected:
+        warn(f"{folder}: only {len(vectors)} of {expected} shards are finished; searching those")
+    return np.concatenate(vectors), paths, record
+
+
+def _check_or_write_record(out: Path, record: dict) -> None:
+    """A folder is resumed only with the same identity (IDENTITY keys); the file count may change."""
+    path = out / RECORD
+    if path.is_file():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            existing = {}
+        existing = existing if isinstance(existing, dict) else {}
+        differs = [k for k in IDENTITY if existing.get(k) != record[k]]
+        if differs:
+            raise DataError(
+                f"{out} already holds embeddings made differently ({', '.join(differs)} differ)",
+                "use a new --out folder, or delete this one to start over",
+            )
+        if existing == record:
+            return
+    else:
+        check_folder(out)
+    atomic.write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def _digest(root: Path, names: Sequence[str]) -> str:
+    """Names, sizes and modification times of a shard's files: what a resume compares."""
+    entries = []
+    for name in names:
+        try:
+            stat = os.stat(root / name)
+            entries.append([name, stat.st_size, stat.st_mtime_ns])
+        except OSError:
+            entries.append([name, -1, -1])  # unreadable now; it is reported when encoded
+    return hashlib.sha256(json.dumps(entries).encode("utf-8")).hexdigest()
+
+
+def _drop_stale_shards(out: Path, digests: list[str]) -> int:
+    """Delete the metadata (the "done" mark) of every shard that no longer matches, then the files of
+    shards past the end; returns how many shards were dropped."""
+    dropped = 0
+    existing = sorted((out / "metadata").glob("metadata_*.parquet")) if (out / "metadata").is_dir() else []
+    for metadata in existing:
+        shard = int(metadata.stem.split("_")[-1])
+        stored = (pq.read_schema(metadata).metadata or {}).get(DIGEST_KEY, b"").decode()
+        if shard >= len(digests) or stored != digests[shard] or not vectors_file(out, shard).is_file():
+            metadata.unlink()
+            dropped += 1
+    for sub, pattern in (("img_emb", "img_emb_*.npy"), ("failed", "failed_*.tsv")):
+        for path in (out / sub).glob(pattern) if (out / sub).is_dir() else []:
+            if int(path.stem.split("_")[-1]) >= len(digests):
+                path.unlink()
+    return dropped
+
+
+def _write_shard(encoder: Encoder, root: Path, out: Path, shard: int, names: list[str], digest: str,
+                 batch_size: int, description: str) -> None:
+    encoded = encoder.encode_images([root / n for n in names], batch_size=batch_size, description=description)
+    with atomic.atomic_path(vectors_file(out, shard)) as tmp, open(tmp, "wb") as f:
+        np.save(f, encoded.vectors.astype(np.float16), allow_pickle=False)
+    failed = failed_file(out, shard)
+    if encoded.failures:
+        lines = (f"{_tsv_field(names[i])}\t{_tsv_field(' '.join(r.split()))}\n" for i, r in encoded.failures)
+        atomic.write_text(failed, "".join(lines))
+    else:
+        failed.unlink(missing_ok=True)  # from an earlier run of this shard
+    table = pa.table({"image_path": pa.array([names[i] for i in encoded.kept], pa.string())})
+    table = table.replace_schema_metadata({DIGEST_KEY: digest.encode()})
+    with atomic.atomic_path(metadata_file(out, shard)) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _tsv_field(text: str) -> str:
+    """Backslash, tab and line breaks written as Python escapes (\\\\, \\t, \\n, \\x1c, ...): one record
+    per line, whatever the file name."""
+    return "".join(_ESCAPES.get(c, c) for c in text)
+
+
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", **{c: repr(c)[1:-1] for c in LINE_BREAKS}}
