@@ -7,6 +7,7 @@ import io
 import json
 import random
 import tarfile
+from collections import defaultdict
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -15,7 +16,7 @@ from scipy import ndimage
 from transformers import AutoTokenizer
 
 from clipit.data import manifest, synthetic
-from clipit.data.synthetic import draw, grammar, scenes
+from clipit.data.synthetic import draw, grammar, paraphrase, scenes
 from tests.data.conftest import tiny_synthetic_config
 
 
@@ -26,16 +27,16 @@ def tree_bytes(folder):
 def test_layout_is_an_img2dataset_download_with_a_valid_manifest(synthetic_source):
     table = manifest.read(synthetic_source)
     rows = table.to_pylist()
-    assert len(rows) == 48
+    assert len(rows) == 48 * 3  # 48 images, 3 captions each (one row per image-caption pair)
     assert {p.name for p in synthetic_source.glob("0000*")} == {
         f"0000{i}{ext}" for i in range(3) for ext in (".tar", ".parquet", "_stats.json")
     }
     for row in rows:
         assert row["source"] == "synthetic" and row["status"] == "ok" and row["lang"] == "it"
-        assert row["key"] == f"synthetic/{row['index']}"
-        assert row["split"] == manifest.split_for_key(row["key"], 0.05)
+        assert row["key"].rsplit("/", 1)[0] == f"synthetic/{row['index']}"
+        assert row["split"] == manifest.split_for_key(f"synthetic/{row['index']}", 0.05)
         assert row["shard"] == f"{row['index'] // 20:05d}.tar"
-    by_index = {r["index"]: r for r in rows}
+    by_index = {r["index"]: r for r in rows if r["key"].endswith("/0")}  # the plain caption, also in the tar
     for shard in sorted(synthetic_source.glob("*.tar")):
         with tarfile.open(shard) as tar:
             names = tar.getnames()
@@ -55,19 +56,52 @@ def test_layout_is_an_img2dataset_download_with_a_valid_manifest(synthetic_sourc
         assert parquet.column("caption").to_pylist() == [by_index[int(k)]["caption"] for k in parquet.column("key").to_pylist()]
 
 
+def _every_wording(meta: dict) -> set[tuple[str, str]]:
+    """Every (Italian, English) caption the labels can be written as, in every paraphrase style."""
+    groups = tuple(grammar.Group(**g) for g in meta["groups"])
+    return {
+        paraphrase.render(groups, meta["relation"], meta["background"], paraphrase.Style(o, d, s, b))
+        for o in paraphrase.OPENINGS
+        for d in (False, True)
+        for s in (False, True)
+        for b in paraphrase.BACKGROUND_WORDS
+    }
+
+
 def test_captions_are_the_labels_in_words(synthetic_source):
     for row in manifest.read(synthetic_source).to_pylist():
         meta = manifest.meta_of(row)
         groups = tuple(grammar.Group(**g) for g in meta["groups"])
-        with_bg = grammar.caption_it(groups, meta["relation"], meta["background"])
-        without = grammar.caption_it(groups, meta["relation"], None)
-        assert row["caption"] in (with_bg, without)
-        assert row["caption_en"] in (
-            grammar.caption_en(groups, meta["relation"], meta["background"]),
-            grammar.caption_en(groups, meta["relation"], None),
-        )
+        assert (row["caption"], row["caption_en"]) in _every_wording(meta)
+        if row["key"].endswith("/0"):  # the plain caption comes first
+            assert row["caption"] in {grammar.caption_it(groups, meta["relation"], bg) for bg in (meta["background"], None)}
         assert 1 <= meta["objects"] == sum(g.count for g in groups) <= 4
         assert all(g.colour != meta["background"] for g in groups)
+
+
+def test_an_image_has_several_distinct_captions_in_one_split_and_captions_recur(tmp_path):
+    cfg = tiny_synthetic_config(n=200, captions_per_image=4, zeroshot_per_class=1, retrieval_images=2)
+    synthetic.generate(cfg, tmp_path / "syn", val_fraction=0.5)
+    by_image = defaultdict(list)
+    for row in manifest.read(tmp_path / "syn").to_pylist():
+        by_image[row["index"]].append(row)
+    assert sorted(by_image) == list(range(200))
+    images_of = defaultdict(set)
+    for index, rows in by_image.items():
+        assert [r["key"] for r in rows] == [f"synthetic/{index}/{n}" for n in range(len(rows))]
+        assert len(rows) == 4 and len({r["caption"] for r in rows}) == 4
+        # one image: one split (by the image, not by the row key), one tar member, one sha256
+        assert len({(r["split"], r["shard"], r["image_sha256"], r["url"]) for r in rows}) == 1
+        for r in rows:
+            images_of[r["caption"]].add(index)
+    assert {r[0]["split"] for r in by_image.values()} == {"train", "val"}
+    assert sum(len(images) > 1 for images in images_of.values()) > 10  # caption strings shared by images
+    # one caption per image is the plain caption, as before paraphrases existed
+    synthetic.generate(cfg.model_copy(update={"captions_per_image": 1}), tmp_path / "one")
+    one = manifest.read(tmp_path / "one").to_pylist()
+    assert [r["key"] for r in one] == [f"synthetic/{i}/0" for i in range(200)]
+    assert [r["caption"] for r in one] == [by_image[i][0]["caption"] for i in range(200)]
+    assert [r["image_sha256"] for r in one] == [by_image[i][0]["image_sha256"] for i in range(200)]
 
 
 def _blobs(image: Image.Image, colour: str) -> list[tuple[float, float]]:
@@ -129,7 +163,7 @@ def test_rerun_after_a_lost_shard_rebuilds_only_that_shard(tmp_path):
     assert sorted(p.name for p in out.glob("0000*")) == [
         "00000.parquet", "00000.tar", "00000_stats.json", "00001.parquet", "00001.tar", "00001_stats.json"
     ]
-    assert manifest.read(out).column("shard").to_pylist() == ["00000.tar"] * 5 + ["00001.tar"]
+    assert manifest.read(out).column("shard").to_pylist() == ["00000.tar"] * 15 + ["00001.tar"] * 3
 
 
 def test_tokenizer_covers_every_caption_class_name_and_template(synthetic_source):
@@ -146,10 +180,13 @@ def test_tokenizer_covers_every_caption_class_name_and_template(synthetic_source
     # every word the grammar can produce, in every form, tokenises to itself: one token, never [UNK]
     for word in sorted(grammar.all_words()):
         assert tokenizer.tokenize(word) == [word]
+    assert any("c'è" in t for t in texts) and any("di colore" in t for t in texts)
     for text in texts:
         ids = tokenizer(text)["input_ids"]
         assert tokenizer.unk_token_id not in ids, text
-        assert len(ids) == len(text.split()) + 2  # [CLS] + one token per word + [SEP]
+        # [CLS] + one token per word ("c'è" is c ' è, as BERT splits punctuation) + [SEP]
+        assert len(ids) == paraphrase.token_count(text) + 2
+        assert len(ids) <= 16  # what the tiny config's text tower reads: no caption is cut
     # a word outside the synthetic world splits into letters rather than [UNK]
     assert tokenizer.unk_token_id not in tokenizer("Gatto nero")["input_ids"]
 

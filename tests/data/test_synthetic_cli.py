@@ -20,7 +20,8 @@ def test_download_synthetic_flags_override_config(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "syn/manifest.parquet"
     table = manifest.read(tmp_path / "syn")
-    assert table.num_rows == 7
+    assert table.num_rows == 7 * 3  # --n counts images; three captions each by default
+    assert sorted(set(table.column("index").to_pylist())) == list(range(7))
     assert table.column("url").to_pylist()[0] == "synthetic://seed-9/000000000"  # seed from the config
     resolved = tomllib.loads((tmp_path / "syn" / "config.resolved.toml").read_text())
     assert resolved["data"]["synthetic"]["n"] == 7 and resolved["data"]["synthetic"]["seed"] == 9

@@ -30,13 +30,14 @@ def vocabulary(extra_words: Iterable[str] = ()) -> list[str]:
 
 
 def write_tokenizer(folder: Path, extra_words: Iterable[str] = ()):
-    """Save a lowercase BertTokenizer to `folder` (tokenizer.json, tokenizer_config.json, vocab.txt)."""
+    """Save a lowercase, accent-keeping BertTokenizer to `folder` (tokenizer.json, tokenizer_config.json, vocab.txt)."""
     # imported here: transformers takes seconds to import, and drawing worker processes never need it
     from transformers import BertTokenizer
 
     tokens = vocabulary(extra_words)
     # transformers 5 ignores `vocab_file=`: pass the vocabulary itself.
-    tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True)
+    # Accents kept: lowercasing would otherwise also strip them and read "c'è" (there is) as "c'e" (and).
+    tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True, strip_accents=False)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(str(folder))
     # transformers 5 writes only tokenizer.json; vocab.txt is what other BERT tooling reads.
