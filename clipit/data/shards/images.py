@@ -11,7 +11,9 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageFile
+
+from clipit.data import preprocess
 
 # A truncated file must fail, not decode into a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -61,24 +63,13 @@ def reencode(data: bytes, settings: ImageSettings) -> Encoded | str:
             if scale < 1:
                 image.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
             image.load()
-            image = _rgb(ImageOps.exif_transpose(image))
+            image = preprocess.upright_rgb(image)  # the same conversion as the loader, eval and embed
     except Exception:
         return DECODE_ERROR
     image = _shrink(image, settings.image_side)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=settings.jpeg_quality)
     return Encoded(out.getvalue(), image.width, image.height)
-
-
-def _rgb(image: Image.Image) -> Image.Image:
-    """RGB; transparent pixels become white (not the black that a plain convert gives)."""
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA"):
-        background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
-        return background
-    return image.convert("RGB") if image.mode != "RGB" else image
 
 
 def _shrink(image: Image.Image, side: int) -> Image.Image:
