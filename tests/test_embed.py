@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -170,3 +171,78 @@ def test_kill_then_resume(model, encoder, tmp_path):
     expected = encoder.encode_images(sorted(photos.iterdir()), batch_size=8).vectors
     np.testing.assert_allclose(vectors, expected, atol=2e-3)
     assert not list(out.rglob("*.tmp"))
+
+
+def test_no_readable_image_is_an_error(model, tmp_path):
+    """Every file unreadable: exit 2 and no .npy (stream mode), exit 2 after recording the failures (--out)."""
+    broken = tmp_path / "broken"
+    write_corrupt(broken / "a.jpg")
+    write_corrupt(broken / "b.jpg")
+    stream = runner.invoke(app, ["embed", str(broken), "--model", str(model)])
+    assert stream.exit_code == 2 and "none of the 2 image files" in stream.stderr
+    assert stream.stdout_bytes == b""
+    out = tmp_path / "index"
+    folder = runner.invoke(app, ["embed", str(broken), "--model", str(model), "--out", str(out)])
+    assert folder.exit_code == 2 and "none of the 2 image files" in folder.stderr
+    assert (out / "failed" / "failed_0000.tsv").read_text().count("\n") == 2
+
+
+def test_paths_out_refuses_a_name_with_a_line_break(model, tmp_path):
+    """Before any work: no vectors on stdout, no paths file (its lines would go out of step)."""
+    photos = tmp_path / "photos"
+    write_images(photos, [(24, 24), (30, 20)])
+    (photos / "img00.png").rename(photos / "two\nlines.png")
+    rows_file = tmp_path / "rows.txt"
+    result = runner.invoke(app, ["embed", str(photos), "--model", str(model), "--paths-out", str(rows_file)])
+    assert result.exit_code == 2, result.stderr
+    assert "'two\\nlines.png' holds a line break" in result.stderr
+    assert result.stdout_bytes == b"" and not rows_file.exists()
+    # Without --paths-out nothing is out of step: both images are rows.
+    plain = runner.invoke(app, ["embed", str(photos), "--model", str(model)])
+    assert plain.exit_code == 0, plain.stderr
+    assert np.load(io.BytesIO(plain.stdout_bytes)).shape[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "target", "message"),
+    [
+        ("--paths-out", "FOLDER", "is a folder"),
+        ("--paths-out", "/proc/self/rows.txt", "cannot write in /proc/self"),
+        ("--paths-out", "FILE/rows.txt", "is a file, not a folder"),
+        ("--out", "FILE", "is not a folder"),
+        ("--out", "/proc/self/index", "cannot write in /proc/self"),
+    ],
+)
+def test_unwritable_outputs_fail_before_any_work(model, photos, tmp_path, option, target, message):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("kept\n")
+    target = target.replace("FOLDER", str(tmp_path / "folder")).replace("FILE", str(tmp_path / "file"))
+    result = runner.invoke(app, ["embed", str(photos), "--model", str(model), option, target])
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and option in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout_bytes == b"" and "encoding" not in result.stderr  # nothing was embedded
+    assert (tmp_path / "file").read_text() == "kept\n" and not any((tmp_path / "folder").iterdir())
+
+
+def test_a_fifo_named_like_an_image_is_skipped(model, tmp_path):
+    """Opening a FIFO blocks until a writer comes: the listing must leave it out, not hang on it."""
+    photos = tmp_path / "photos"
+    write_images(photos, [(24, 24), (30, 20)])
+    fifo = photos / "pipe.jpg"
+    os.mkfifo(fifo)
+    rows_file = tmp_path / "rows.txt"
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=runner.invoke(
+        app, ["embed", str(photos), "--model", str(model), "--paths-out", str(rows_file)])), daemon=True)
+    worker.start()
+    worker.join(120)
+    hung = worker.is_alive()
+    if hung:  # unblock the reader (it sees end of file) so the test ends instead of hanging
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(60)
+    assert not hung, "clipit embed blocked on a FIFO"
+    result = outcome["result"]
+    assert result.exit_code == 0, result.stderr
+    assert "pipe.jpg: not a regular file" in " ".join(result.stderr.split())
+    assert rows_file.read_text().splitlines() == ["img00.png", "img01.jpg"]
