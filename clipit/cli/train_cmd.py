@@ -21,7 +21,14 @@ def train(
     out: Annotated[
         Path | None, typer.Option("--out", help="Run folder (config: train.out).", show_default=False)
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the run in --out from its last checkpoint, with the config saved in it "
+            "(only logging, eval and checkpoint cadence and loader workers may change).",
+        ),
+    ] = False,
     list_params: Annotated[
         bool, typer.Option("--list-params", help="Print the parameter paths phase regexes select from, and exit.")
     ] = False,
@@ -35,12 +42,13 @@ def train(
 
     Examples:
       clipit download synthetic --out sources/synthetic && clipit build-shards --out shards sources/synthetic
-      clipit train --config configs/tiny.toml --data shards --out runs/tiny
-      clipit train --config configs/tiny.toml --out runs/tiny --resume      # after an interruption
+      clipit train --config tiny --data shards --out runs/tiny
+      clipit train --out runs/tiny --resume      # after an interruption: the run folder's own config
       clipit train --config configs/clip-italian.toml --set train.batch_size=512
       clipit train --config configs/clip-italian.toml --list-params
     """
-    cfg = load(ctx, config, set_)
+    cfg = _resume_config(ctx, out, config, set_) if resume else None
+    cfg = cfg if cfg is not None else load(ctx, config, set_)
     if list_params:
         from clipit.train.phases import parameter_shapes
 
@@ -51,3 +59,13 @@ def train(
 
     summary = train_and_evaluate(cfg, data=data, out=out, resume=resume)
     typer.echo(json.dumps(summary, indent=2))
+
+
+def _resume_config(ctx: typer.Context, out: Path | None, config: Path | None, set_: list[str] | None):
+    """With --resume --out RUN and no --config, RUN's saved config (plus --set) is the config: the
+    working directory's clipit.toml plays no part. None when a config was named or RUN has none."""
+    if out is None or config is not None or (ctx.obj or {}).get("config") is not None:
+        return None
+    from clipit.train.run_config import resume_config
+
+    return resume_config(out, [*(ctx.obj or {}).get("set", []), *(set_ or [])])

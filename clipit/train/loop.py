@@ -42,7 +42,7 @@ from clipit.train.optim import build_optimizer, carry_over
 from clipit.train.phases import PhasePlan, plan_phases
 from clipit.train.plots import plot_run
 from clipit.train.progress import TrainProgress
-from clipit.train.restore import absolute_model_paths
+from clipit.train.run_config import check_resume, run_config
 from clipit.train.run_tokenizer import load_run_tokenizer
 from clipit.train.step import init_loss_params, make_eval_step, make_tower_features, make_train_step
 
@@ -62,10 +62,11 @@ def train_and_evaluate(
 
     `devices` restricts the mesh to some of this process's devices (default: every device of the job).
     """
-    config = absolute_model_paths(config)  # the saved config then works from any folder
+    config = run_config(config, data=data, out=out)  # flags folded in, absolute paths: the saved config is the run
     train = config.train
-    data_dir = Path(data if data is not None else train.data)
-    run_dir = Path(out if out is not None else train.out)
+    data_dir, run_dir = train.data, train.out
+    if resume:
+        check_resume(config, run_dir)  # first: a refused resume is about the flags, not about the data
     init_distributed(train.distributed)
     mesh = data_mesh(devices)
     check_batch_size(train.batch_size, mesh)

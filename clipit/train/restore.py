@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jax.numpy as jnp
 
-from clipit.config import Config, load_config
+from clipit.config import load_config
 from clipit.config.load import RESOLVED_CONFIG_NAME
 from clipit.config.model import ModelConfig
 from clipit.errors import ModelError
@@ -24,24 +24,6 @@ from clipit.train.model_state import split_model
 def is_run_dir(path: str | Path) -> bool:
     path = Path(path)
     return (path / RESOLVED_CONFIG_NAME).is_file() and (path / "checkpoints").is_dir()
-
-
-def absolute_model_paths(config: Config) -> Config:
-    """Local folders named in [model] as absolute paths (hub ids stay as they are)."""
-
-    def fix(value: str | None) -> str | None:
-        return str(Path(value).absolute()) if value and Path(value).exists() else value
-
-    model = config.model
-    updated = model.model_copy(
-        update={
-            "init_from": fix(model.init_from),
-            "tokenizer": fix(model.tokenizer),
-            "vision": model.vision.model_copy(update={"pretrained": fix(model.vision.pretrained)}),
-            "text": model.text.model_copy(update={"pretrained": fix(model.text.pretrained)}),
-        }
-    )
-    return config.model_copy(update={"model": updated})
 
 
 def load_run_model(run_dir: str | Path, *, step: int | None = None) -> tuple[DualEncoder, ModelConfig, str | None]:
