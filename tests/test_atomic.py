@@ -28,10 +28,13 @@ def test_exception_mid_write_keeps_old_file(tmp_path):
 
 
 def test_stale_temporaries_are_removed(tmp_path):
-    (tmp_path / ".f.bin.abc.tmp").write_bytes(b"x")
+    (tmp_path / ".clipit-f.bin.abc.tmp").write_bytes(b"x")
+    (tmp_path / ".clipit-zeroshot.abc.tmp" / "colour").mkdir(parents=True)  # a killed atomic_folder
+    (tmp_path / ".clipit-zeroshot.abc.tmp" / "colour" / "0.jpg").write_bytes(b"x")
     (tmp_path / "keep.bin").write_bytes(b"y")
-    assert atomic.remove_stale_temporaries(tmp_path) == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["keep.bin"]
+    (tmp_path / ".editor.swp.tmp").write_bytes(b"not ours")  # another program's temporary file
+    assert atomic.remove_stale_temporaries(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".editor.swp.tmp", "keep.bin"]
 
 
 def test_written_file_honours_the_umask(tmp_path):

@@ -154,7 +154,7 @@ def test_rerun_after_a_lost_shard_rebuilds_only_that_shard(tmp_path):
     synthetic.generate(cfg, out)
     before = tree_bytes(out)
     (out / "00001_stats.json").unlink()  # as if killed before the shard's last write
-    (out / ".00002.tar.123.tmp").write_bytes(b"partial")  # leftover of a killed atomic write
+    (out / ".clipit-00002.tar.123.tmp").write_bytes(b"partial")  # leftover of a killed atomic write
     summary = synthetic.generate(cfg, out)
     assert summary["shards"] == 3 and summary["shards_reused"] == 2
     assert tree_bytes(out) == before

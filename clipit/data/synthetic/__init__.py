@@ -49,8 +49,7 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
     """
     out = Path(out if out is not None else cfg.out)
     folder_lock.acquire(out, "download synthetic")  # creates the folder; before the clean-ups
-    atomic.remove_stale_temporaries(out)
-    writer.remove_stale_folders(out)
+    atomic.remove_stale_temporaries(out)  # files and the folders of a killed atomic_folder
     started = time.perf_counter()
 
     rows: list[dict] = []

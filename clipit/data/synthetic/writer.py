@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,10 +150,3 @@ def write_jpeg_files(folder: Path, files: dict[str, bytes]) -> None:
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-
-
-def remove_stale_folders(folder: Path) -> None:
-    """Delete hidden temporary folders left by a killed `atomic_folder`."""
-    for path in folder.glob(".*.tmp"):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
