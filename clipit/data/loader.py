@@ -28,6 +28,8 @@ in `Loader.corrupt` and named once in a warning.
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -42,6 +44,7 @@ from clipit.data import loader_batch, preprocess, text
 from clipit.data.loader_batch import BatchMaker
 from clipit.data.loader_source import BatchPlan, ShardIndex
 from clipit.errors import DataError
+from clipit.parent_watch import exit_with_parent
 
 STATE_VERSION = 1
 
@@ -120,7 +123,7 @@ class Loader(Iterator[dict[str, np.ndarray]]):
                 grain.MultiprocessingOptions(
                     num_workers=self.settings.workers, per_worker_buffer_size=max(1, self.settings.prefetch)
                 ),
-                worker_init_fn=_worker_init,
+                worker_init_fn=functools.partial(_worker_init, parent_pid=os.getpid()),
             )
         return iter(dataset)
 
@@ -238,7 +241,11 @@ def _mark_absl_flags_parsed() -> None:
         flags.FLAGS.mark_as_parsed()
 
 
-def _worker_init(worker_index: int, worker_count: int) -> None:
+def _worker_init(worker_index: int, worker_count: int, *, parent_pid: int) -> None:
+    # After `kill -9` of training, grain's workers would live on (each holding a few hundred MB and the
+    # shared-memory batches it made); they exit instead, and multiprocessing's resource tracker, left
+    # alone, then unlinks their /dev/shm segments.
+    exit_with_parent(parent_pid)
     import cv2
 
     cv2.setNumThreads(1)  # one core per worker: OpenCV's own thread pool would oversubscribe
