@@ -17,16 +17,17 @@ import concurrent.futures
 import contextlib
 import json
 import multiprocessing
+import os
 import time
 from pathlib import Path
 
 import pyarrow as pa
 
-from clipit import atomic, folder_lock
+from clipit import atomic, folder_lock, parent_watch
 from clipit.config.data import ShardSettings
 from clipit.console import progress
 from clipit.data import manifest, shard_format
-from clipit.data.shards import images, report
+from clipit.data.shards import cleanup, images, report
 from clipit.data.shards.plan import Job, Plan, make_plan
 from clipit.errors import ConfigError, ManifestError
 
@@ -42,14 +43,13 @@ def run(cfg: ShardSettings, out: Path | None = None, sources: list[Path] | None 
         raise ConfigError("build-shards: no source folders", "pass SOURCE_DIR... or set data.shards.sources")
     if out.resolve() in {f.resolve() for f in folders}:
         raise ConfigError(f"build-shards: output folder {out} is also a source", "choose another --out")
+    cleanup.check_out(out)  # a folder of someone else's files is refused before any work
     started = time.perf_counter()
     plan = make_plan(folders, cfg)  # reads and checks every input before anything is written
     folder_lock.acquire(out, "build-shards")  # before the clean-ups below touch another run's files
     records = out / RECORDS
     records.mkdir(parents=True, exist_ok=True)
-    atomic.remove_stale_temporaries(out)
-    atomic.remove_stale_temporaries(records)
-    _remove_stale_shards(out, {job.name for job in plan.jobs})
+    cleanup.remove_stale(out, records, {job.name for job in plan.jobs})
 
     settings = images.ImageSettings(cfg.image_side, cfg.jpeg_quality, cfg.min_image_side, cfg.max_image_pixels)
     outcomes: dict[str, list[list]] = {}
@@ -85,7 +85,12 @@ def _execute(todo: list[tuple[Job, str]], settings: images.ImageSettings, out: P
         return
     # spawn, not fork: the parent may hold JAX or other threads that a fork would copy half-way
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(min(cfg.workers, len(todo)), mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        min(cfg.workers, len(todo)),
+        mp_context=context,
+        initializer=parent_watch.exit_with_parent,  # after a kill -9 of clipit, workers exit too
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = {
             pool.submit(build_job, job, digest, settings, str(out), cfg.row_group_size): job for job, digest in todo
         }
@@ -146,17 +151,6 @@ def _finished(out: Path, job: Job, digest: str) -> list[list] | None:
     except (OSError, ValueError, KeyError, TypeError, IndexError, pa.ArrowException, ManifestError):
         return None
     return outcomes if keys == [o[0] for o in outcomes if o[1] == manifest.STATUS_OK] else None
-
-
-def _remove_stale_shards(out: Path, planned: set[str]) -> None:
-    """Shards (and records) of an earlier plan would be read as part of this build: delete them."""
-    for split in manifest.SPLITS:
-        for path in shard_format.list_shards(out, split):
-            if path.name not in planned:
-                path.unlink()
-    for path in (out / RECORDS).glob("*.json"):
-        if path.name.removesuffix(".json") not in planned:
-            path.unlink()
 
 
 def _final_manifest(plan: Plan, outcomes: dict[str, list[list]]) -> pa.Table:

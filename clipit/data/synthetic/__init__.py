@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from clipit import atomic, folder_lock
 from clipit.config.data import ShardSettings, SyntheticSource
 from clipit.console import progress
-from clipit.data import manifest
+from clipit.data import manifest, output_folder
 from clipit.data.synthetic import evalsets, writer
 from clipit.data.synthetic.tokenizer import write_tokenizer
 
@@ -48,6 +48,7 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
     `val_fraction` only sets the manifest's `split` column (build-shards recomputes it with its own).
     """
     out = Path(out if out is not None else cfg.out)
+    output_folder.check_ours(out, "--out (data.synthetic.out)")  # a rerun deletes files by name
     folder_lock.acquire(out, "download synthetic")  # creates the folder; before the clean-ups
     atomic.remove_stale_temporaries(out)  # files and the folders of a killed atomic_folder
     started = time.perf_counter()
