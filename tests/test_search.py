@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import json
+import os
 import re
+import shutil
+import urllib.parse
 
 import numpy as np
 import pytest
@@ -73,3 +78,55 @@ def test_errors(setup, tmp_path):
         run(EmbedConfig(index=setup["index"], model=str(other)), "  ")
     missing = runner.invoke(app, ["search", "x"])
     assert missing.exit_code == 2 and "no index folder given" in missing.stderr
+
+
+def test_index_made_with_relative_paths_works_from_another_folder(tiny_model, tmp_path, monkeypatch):
+    """The record holds the model's absolute path, not the relative one typed at embed time."""
+    project = tmp_path / "project"
+    write_images(project / "photos", [(40, 30), (32, 32), (50, 80)])
+    shutil.copytree(tiny_model, project / "model")
+    monkeypatch.chdir(project)
+    made = runner.invoke(app, ["embed", "photos", "--model", "model", "--out", "index"])
+    assert made.exit_code == 0, made.stderr
+    assert json.loads((project / "index" / "embed.json").read_text())["model"] == str((project / "model").resolve())
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    found = runner.invoke(app, ["search", "un gatto", "--index", "../project/index", "-k", "2"])
+    assert found.exit_code == 0, found.stderr
+    assert "the index was built with" not in found.stderr  # its own model, recognised as such
+    paths = [line.split("\t")[2] for line in found.stdout.splitlines()]
+    assert len(paths) == 2 and all(os.path.isfile(p) and os.path.isabs(p) for p in paths)
+
+
+@pytest.mark.parametrize("query", ["missing.jpg", "photos/missing.PNG"])
+def test_a_missing_image_query_is_an_error_not_a_text(setup, query):
+    result = runner.invoke(app, ["search", query, "--index", str(setup["index"])])
+    assert result.exit_code == 2
+    assert f"query image {query} does not exist" in result.stderr
+    assert result.stdout == ""
+
+
+def test_html_cannot_be_a_folder(setup, tmp_path):
+    result = runner.invoke(app, ["search", "un gatto", "--index", str(setup["index"]), "--html", str(tmp_path)])
+    assert result.exit_code == 2 and "--html" in result.stderr and "is a folder" in result.stderr
+    assert result.stdout == ""
+
+
+def test_contact_sheet_links_cannot_become_javascript(tiny_model, encoder, tmp_path):
+    """A file named `javascript:alert(1).png` next to the page is a link to that file, not a script."""
+    photos = tmp_path / "photos"
+    write_images(photos, [(40, 30), (32, 32), (50, 80)])
+    names = ["javascript:alert(1).png", "a#b?c=1&d.jpg", "img02.png"]
+    for source, name in zip(sorted(photos.iterdir()), names, strict=True):
+        source.rename(photos / name)
+    embed_to_folder(encoder, photos, tmp_path / "index", batch_size=4, shard_size=10)
+    sheet = photos / "sheet.html"
+    result = runner.invoke(app, ["search", "un gatto", "--index", str(tmp_path / "index"), "--html", str(sheet)])
+    assert result.exit_code == 0, result.stderr
+    links = re.findall(r'(?:href|src)="([^"]+)"', sheet.read_text())
+    assert len(links) == 6
+    assert not [link for link in links if urllib.parse.urlsplit(html.unescape(link)).scheme]
+    targets = {urllib.parse.unquote(urllib.parse.urlsplit(html.unescape(link)).path) for link in links}
+    assert targets == set(names)  # each link, as a browser resolves it, is the image's own file
