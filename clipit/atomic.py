@@ -48,6 +48,7 @@ def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_current_umask())  # mkdtemp makes 0700; the folder it becomes honours the umask
     try:
         yield tmp
         old = target.with_name(f"{TEMP_PREFIX}{target.name}.old{TEMP_SUFFIX}")
@@ -58,6 +59,11 @@ def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give a file a writer made private (safetensors writes 0600) the mode the umask gives new files."""
+    os.chmod(path, 0o666 & ~_current_umask())
 
 
 def _current_umask() -> int:

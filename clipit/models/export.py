@@ -25,9 +25,20 @@ BICUBIC = 3  # PIL.Image.BICUBIC, the resample code transformers stores
 
 
 def export_hf(
-    model: DualEncoder, out_dir: str | Path, *, tokenizer_dir: str | Path, image_size: int | None = None
+    model: DualEncoder,
+    out_dir: str | Path,
+    *,
+    tokenizer_dir: str | Path,
+    image_size: int | None = None,
+    text_length: int | None = None,
+    card: str | None = None,
 ) -> Path:
-    """Write `out_dir` (replacing an earlier export there); returns it."""
+    """Write `out_dir` (replacing an earlier export there); returns it.
+
+    `text_length` is the token length the model was trained with (default: its position embeddings),
+    saved as the tokenizer's `model_max_length` so that `truncation=True` cuts long captions there;
+    `card` is the README.md (model card) written beside the weights.
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and not _replaceable(out_dir):
         raise ModelError(
@@ -37,7 +48,9 @@ def export_hf(
     with atomic.atomic_folder(out_dir) as staging:  # an earlier export is replaced only once this one is whole
         _write_config(model, staging)
         _write_weights(model, staging / "model.safetensors")
-        _write_tokenizer(tokenizer_dir, staging)
+        _write_tokenizer(tokenizer_dir, staging, text_length or model.text_sizes.max_position_embeddings)
+        if card is not None:
+            (staging / "README.md").write_text(card, encoding="utf-8")
         _write_preprocessor(image_size or model.vision_sizes.image_size, staging)
     return out_dir
 
@@ -68,9 +81,10 @@ def _write_weights(model: DualEncoder, path: Path) -> None:
     from safetensors.numpy import save_file
 
     save_file(hf_state_dict(model), str(path), metadata={"format": "pt"})  # transformers requires "pt"
+    atomic.follow_umask(path)
 
 
-def _write_tokenizer(tokenizer_dir: str | Path, folder: Path) -> None:
+def _write_tokenizer(tokenizer_dir: str | Path, folder: Path, max_length: int) -> None:
     from transformers import AutoTokenizer
 
     try:
@@ -80,6 +94,9 @@ def _write_tokenizer(tokenizer_dir: str | Path, folder: Path) -> None:
             f"{tokenizer_dir}: no tokenizer can be loaded from it ({' '.join(str(exc).split())[:200]})",
             hint="set model.tokenizer to the text tower's checkpoint folder",
         ) from exc
+    # A folder of vocab files alone loads with model_max_length 1e30 (no limit): transformers then
+    # passes a long caption's every token to position embeddings that end at max_length.
+    tokenizer.model_max_length = max_length
     tokenizer.save_pretrained(str(folder))
 
 

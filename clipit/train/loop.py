@@ -37,6 +37,7 @@ from clipit.train.mesh import (
     to_host,
 )
 from clipit.train.metrics import MetricsLog
+from clipit.train.model_card import render_card
 from clipit.train.model_state import split_model
 from clipit.train.optim import build_optimizer, carry_over
 from clipit.train.phases import PhasePlan, plan_phases
@@ -182,7 +183,14 @@ def train_and_evaluate(
         if train.export:
             final = parts.merge(to_host(state["params"]), to_host(state["rest"]))
             summary["export"] = str(
-                export_hf(final, run_dir / EXPORT_DIR, tokenizer_dir=tokenizer_path, image_size=config.model.vision.image_size)
+                export_hf(
+                    final,
+                    run_dir / EXPORT_DIR,
+                    tokenizer_dir=tokenizer_path,
+                    image_size=config.model.vision.image_size,
+                    text_length=config.model.max_text_length,
+                    card=render_card(config, run_dir, step),
+                )
             )
         plot = plot_run(run_dir)
         summary["plot"] = str(plot) if plot else None
