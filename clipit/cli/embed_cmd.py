@@ -40,9 +40,10 @@ def embed(
 ) -> None:
     """Embed images or texts: float32 .npy of shape (N, D) on stdout, rows L2-normalised.
 
-    Unreadable images are skipped and named on stderr; --paths-out lists the rows' paths. It refuses
-    to write binary to a terminal: redirect stdout. With --out DIR it writes clip-retrieval's layout
-    (img_emb/img_emb_0000.npy float16 + metadata/metadata_0000.parquet) and resumes by shard.
+    Unreadable images are skipped and named on stderr (none readable: exit 2); --paths-out lists the
+    rows' paths, one per line. It refuses to write binary to a terminal: redirect stdout. With --out DIR
+    it writes clip-retrieval's layout (img_emb/img_emb_0000.npy float16 + metadata/metadata_0000.parquet)
+    and resumes by shard; a rerun after the folder changed re-embeds the shards whose files changed.
 
     Examples:
       clipit embed photos/ --model runs/base > vecs.npy

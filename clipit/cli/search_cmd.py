@@ -15,7 +15,7 @@ from clipit.cli.options import ConfigOpt, SetOpt, load
 @guarded
 def search(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="Italian text, or the path of an image file.", show_default=False)],
+    query: Annotated[str, typer.Argument(help="Italian text, or the path of an image file (which must exist).", show_default=False)],
     index: Annotated[Path | None, typer.Option("--index", help="Folder made by clipit embed DIR --out.")] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Model (default: the one that built the index).")
