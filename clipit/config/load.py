@@ -21,12 +21,19 @@ from clipit.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "clipit.toml"
 RESOLVED_CONFIG_NAME = "config.resolved.toml"
+PACKAGED_DIR = Path(__file__).resolve().parent.parent / "configs"  # package data: installed with the wheel
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Read `path` (or ./clipit.toml when present), apply overrides, validate."""
+    """Read `path` (or ./clipit.toml when present), apply overrides, validate.
+
+    `path` may also be the name of a config shipped in the package (`tiny`, `clip-italian`) when no
+    file of that name exists: those work wherever clipit is installed.
+    """
     if path is None and Path(DEFAULT_CONFIG_NAME).is_file():
         path = DEFAULT_CONFIG_NAME
+    if path is not None and not Path(path).exists():
+        path = packaged_config(str(path)) or path
     raw: dict[str, Any] = _read_toml(Path(path)) if path is not None else {}
     override_keys: set[str] = set()
     for item in overrides:
@@ -34,6 +41,17 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         _set_dotted(raw, key, value, origin=f"--set {item}")
         override_keys.add(key)
     return validate_config(raw, source=str(path) if path is not None else "defaults", override_keys=override_keys)
+
+
+def packaged_names() -> list[str]:
+    """Names of the configs shipped in the package (`clipit/configs/NAME.toml`)."""
+    return sorted(p.stem for p in PACKAGED_DIR.glob("*.toml"))
+
+
+def packaged_config(name: str) -> Path | None:
+    """The shipped config called `name` (`tiny` or `tiny.toml`), or None."""
+    stem = name.removesuffix(".toml")
+    return PACKAGED_DIR / f"{stem}.toml" if stem in packaged_names() else None
 
 
 def validate_config(raw: dict[str, Any], source: str = "config", override_keys: set[str] = frozenset()) -> Config:
@@ -81,7 +99,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist", "check the path, or run `clipit init`") from None
+        raise ConfigError(
+            f"config file {path} does not exist",
+            f"check the path, name a packaged config ({', '.join(packaged_names())}), or run `clipit init`",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     try:

@@ -15,7 +15,8 @@ def load_run_tokenizer(config: Config, named: str | None, vocab_size: int) -> tu
     if name is None:
         raise ConfigError(
             "model.tokenizer is not set and the text tower is random init, so nothing names a tokenizer",
-            "set model.tokenizer to a tokenizer folder (the synthetic dataset writes one in <out>/tokenizer)",
+            "set model.tokenizer to a tokenizer folder, or build the shards from a source that carries one "
+            "(build-shards copies it to <shards>/tokenizer, where train finds it)",
         )
     tokenizer = load_tokenizer(name)
     if len(tokenizer) > vocab_size:

@@ -69,6 +69,9 @@ def run(cfg: ShardSettings, out: Path | None = None, sources: list[Path] | None 
             outcomes[job.name] = result
             bar.advance(task, len(job.candidates))
 
+    from clipit.data.shards.tokenizer import copy_source_tokenizer  # the tokenizer travels with the data
+
+    copy_source_tokenizer(folders, out)  # before the manifest, which marks a finished build
     table = _final_manifest(plan, outcomes)
     manifest.write(table, out / manifest.MANIFEST_NAME)
     summary = report.summarize(table, folders, plan.jobs)
