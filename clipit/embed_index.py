@@ -15,7 +15,7 @@ and modification times: a rerun after the folder changed (files added, removed o
 metadata of every shard whose files are no longer the same, first, and re-embeds those shards; the
 others are kept. Since shards are ranges of the sorted listing, a file added or removed re-embeds its
 shard and the ones after it. The model, dtype, root, shard size and dimension must stay the same: a
-folder is never a mix of two embeddings.
+folder is never a mix of two embeddings, and one run at a time writes it (it holds `DIR/.clipit.lock`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clipit import atomic
+from clipit import atomic, folder_lock
 from clipit.console import info, warn
 from clipit.encode import Encoder
 from clipit.errors import DataError
@@ -66,14 +66,18 @@ def failed_file(folder: Path, shard: int) -> Path:
 def check_folder(out: Path) -> None:
     """Before any work: `out` is new, empty, or an embedded folder (to resume)."""
     out = Path(out)
-    if out.is_dir() and not (out / RECORD).is_file() and any(out.iterdir()):
+    if out.is_dir() and not (out / RECORD).is_file() and any(p.name != folder_lock.LOCK_NAME for p in out.iterdir()):
         raise DataError(f"{out} exists and is not a clipit embed folder", "use a new or empty --out folder")
 
 
 def write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, batch_size: int, shard_size: int) -> dict:
     """Embed `paths` (the sorted listing of `root`) into `out`, keeping the shards that are still
-    current; returns a summary."""
-    root, out = Path(root), Path(out)
+    current; returns a summary. One run at a time writes a folder (`DIR/.clipit.lock`)."""
+    with folder_lock.hold(out, "embed"):
+        return _write(encoder, Path(root), paths, Path(out), batch_size=batch_size, shard_size=shard_size)
+
+
+def _write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, batch_size: int, shard_size: int) -> dict:
     relative = [p.relative_to(root).as_posix() for p in paths]
     record = {
         "format_version": FORMAT_VERSION,

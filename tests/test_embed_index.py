@@ -10,7 +10,9 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from clipit.cli.main import app
+from clipit.folder_lock import LOCK_NAME
 from tests.eval.fixtures import write_corrupt, write_images
+from tests.support.folder_race import holding_process
 
 runner = CliRunner()
 
@@ -68,3 +70,18 @@ def test_failed_list_keeps_one_line_per_file(tiny_model, tmp_path):
     assert [line.split("\t")[0] for line in lines] == ["bad\\nname.jpg", "tab\\tand\\\\slash.jpg"]
     assert all(len(line.split("\t")) == 2 for line in lines)
     assert "1 vectors in 1 shards" in " ".join(result.stderr.split()) and "2 unreadable" in result.stderr
+
+
+def test_a_folder_another_run_is_writing_is_refused(tiny_model, tmp_path):
+    photos = tmp_path / "photos"
+    write_images(photos, [(24, 24)])
+    out = tmp_path / "index"
+    args = ["embed", str(photos), "--model", str(tiny_model), "--out", str(out)]
+    with holding_process(out, "embed") as holder:
+        busy = runner.invoke(app, args)
+    assert busy.exit_code == 2, busy.stderr
+    assert f"clipit embed (pid {holder.pid} on " in busy.stderr and f"is already writing to {out}" in busy.stderr
+    assert [p.name for p in out.iterdir()] == [LOCK_NAME]  # nothing written
+    free = runner.invoke(app, args)  # the holder is gone: the same command runs
+    assert free.exit_code == 0, free.stderr
+    assert len(listing(out)) == 1
