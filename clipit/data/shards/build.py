@@ -27,7 +27,7 @@ from clipit import atomic, folder_lock, parent_watch
 from clipit.config.data import ShardSettings
 from clipit.console import progress
 from clipit.data import manifest, shard_format
-from clipit.data.shards import cleanup, images, report
+from clipit.data.shards import cleanup, images, locate, report
 from clipit.data.shards.plan import Job, Plan, make_plan
 from clipit.errors import ConfigError, ManifestError
 
@@ -111,11 +111,14 @@ def build_job(job: Job, digest: str, settings: images.ImageSettings, out: str, r
         files: dict[str, object] = {}
         for candidate in job.candidates:
             location = candidate.location
-            if location.path not in files:
-                files[location.path] = stack.enter_context(open(location.path, "rb"))
-            handle = files[location.path]
-            handle.seek(location.offset)
-            result = images.reencode(handle.read(location.size), settings)
+            try:  # the plan read every file; one can still become unreadable before its job runs
+                if location.path not in files:
+                    files[location.path] = stack.enter_context(open(location.path, "rb"))
+                handle = files[location.path]
+                handle.seek(location.offset)
+                result = images.reencode(handle.read(location.size), settings)
+            except OSError:
+                result = locate.UNREADABLE
             if isinstance(result, str):
                 outcomes.append([candidate.key, manifest.STATUS_FILTERED, result, None, None, None])
                 continue

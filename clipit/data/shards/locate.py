@@ -6,10 +6,13 @@ A row points at its image in one of two ways (paths relative to the source's man
   read by seeking to its offset. Member names are only compared, never used as paths, so a member named
   `../../etc/passwd` can do no harm; links, folders and odd names are ignored.
 - a plain image file (mscoco-it with local images): `shard` = the file, `index` = null.
+A tar or file that exists but cannot be read (permissions, an I/O error) is `unreadable_image`: the row
+is filtered with that reason, like a missing image, and the build goes on.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tarfile
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ _MEMBER = re.compile(r"^(\d+)\.(jpg|jpeg|png|webp)$")
 MISSING = "missing_image"
 BAD_PATH = "bad_shard_path"
 EMPTY = "empty_image"
+UNREADABLE = "unreadable_image"
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,10 @@ class SourceImages:
         if not path.is_file():
             return MISSING
         resolved = str(path.resolve())
-        return resolved, tar_index(resolved)
+        try:
+            return resolved, tar_index(resolved)
+        except OSError:
+            return UNREADABLE
 
     def _plain_file(self, shard: str) -> Location | str:
         # a plain file may live anywhere the user keeps images (e.g. ../coco/val2014/...)
@@ -142,7 +149,12 @@ class SourceImages:
         path = relative if relative.is_absolute() else self.folder / relative
         if not path.is_file():
             return MISSING
-        return Location(str(path.resolve()), 0, path.stat().st_size)
+        try:  # opened once here so that the plan, not a shard's job, filters a file that cannot be read
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+        except OSError:
+            return UNREADABLE
+        return Location(str(path.resolve()), 0, size)
 
 
 def read_bytes(location: Location) -> bytes:

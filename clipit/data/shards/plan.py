@@ -121,6 +121,6 @@ def _check(i: int, row: dict, source: locate.SourceImages, settings: ShardSettin
     if not sha:
         try:
             sha = hashlib.sha256(locate.read_bytes(location)).hexdigest()
-        except OSError:  # unreadable (permissions, a file that vanished): a missing image, not a crash
-            return locate.MISSING, None
+        except OSError:  # permissions, an I/O error, a file that vanished: filtered, not a crash
+            return locate.UNREADABLE, None
     return None, Candidate(i, row["key"], row["source"], caption, row["caption_en"], row["meta"], sha, location)
