@@ -1,18 +1,24 @@
-"""Ranking metrics shared by zero-shot classification and retrieval (DESIGN §7).
+"""Ranking metrics shared by zero-shot classification, retrieval and training validation.
 
 Everything reduces to one question per query: at which rank does its best positive candidate appear?
-A query (an image for zero-shot, a caption or an image for retrieval) is positive for a candidate when
-their labels are equal: zero-shot queries carry the true class and candidates are the classes;
-text->image queries carry their image index and candidates are the images; image->text queries carry
-their own index and candidates (captions) carry the index of their image.
+Zero-shot queries are images and their one positive is their class. Retrieval queries and candidates are
+texts and images, and a caption string that several images share is one text whose positives are all of
+those images, in both directions: a text->image query is found when any of its images is in the top k,
+an image->text query when any of its texts is, and a repeated caption is neither a second query nor a
+second candidate (it would count the same text twice).
 
 Ties count against the query: the rank is 1 + the number of negatives scoring at least as high as the
 best positive. A degenerate model whose embeddings are all equal therefore scores zero, never a
 flattering number that depends on the order of the candidates. (clip_benchmark uses torch.topk,
-whose order among ties is unspecified; on real embeddings exact ties do not happen.)
+whose order among ties is unspecified; without ties the numbers are the same.)
+
+`ranks_from_scores` is written for numpy and jax.numpy alike, so training validation (inside a jitted
+step) and `clipit eval` (on host) rank with the same code.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -20,44 +26,72 @@ import numpy as np
 DEFAULT_CHUNK = 1024
 
 
+def ranks_from_scores(scores, positive, counted=None):
+    """1-based rank of the best positive in each row of `scores` [Q, C], ties against the query.
+
+    `positive` [Q, C] bool marks each query's positives; `counted` [C] bool, when given, leaves out
+    candidates that are repeats of an earlier one (they are the same text and must not count twice).
+    Works on numpy arrays and on jax arrays (also inside jit); a row without any positive gets
+    1 + its number of counted negatives (callers on host check for that first).
+    """
+    xp = np if isinstance(scores, np.ndarray) else _jnp()
+    best = xp.max(xp.where(positive, scores, -xp.inf), axis=1)
+    beaten_or_tied = (scores >= best[:, None]) & ~positive
+    if counted is not None:
+        beaten_or_tied = beaten_or_tied & counted[None, :]
+    return 1 + xp.sum(beaten_or_tied, axis=1)
+
+
+def _jnp():
+    import jax.numpy as jnp  # only when a jax array comes in: eval on host never needs jax here
+
+    return jnp
+
+
 def best_positive_ranks(
     queries: np.ndarray,
-    query_labels: np.ndarray,
     candidates: np.ndarray,
-    candidate_labels: np.ndarray,
+    positives: Callable[[int, int], np.ndarray],
     *,
     chunk: int = DEFAULT_CHUNK,
 ) -> np.ndarray:
-    """1-based rank of each query's best positive candidate by dot-product score, ties against it.
+    """Ranks of every query against every candidate by dot product, `chunk` queries at a time.
 
-    queries [Q, D], candidates [C, D], labels int [Q] and [C]. Raises ValueError when a query has no
-    positive candidate (its rank would be undefined).
+    `positives(start, stop)` returns the bool mask [stop - start, C] of those queries' positives.
+    Raises ValueError when a query has no positive candidate (its rank would be undefined).
     """
     queries = np.asarray(queries, dtype=np.float32)
     candidates = np.asarray(candidates, dtype=np.float32)
-    query_labels = np.asarray(query_labels)
-    candidate_labels = np.asarray(candidate_labels)
     if queries.ndim != 2 or candidates.ndim != 2 or queries.shape[1] != candidates.shape[1]:
         raise ValueError(f"embedding shapes do not match: {queries.shape} vs {candidates.shape}")
-    if len(query_labels) != len(queries) or len(candidate_labels) != len(candidates):
-        raise ValueError("one label per query and per candidate is required")
     ranks = np.empty(len(queries), dtype=np.int64)
     for start in range(0, len(queries), chunk):
         stop = min(start + chunk, len(queries))
-        scores = queries[start:stop] @ candidates.T
-        ranks[start:stop] = ranks_from_scores(scores, query_labels[start:stop, None] == candidate_labels[None, :])
+        positive = positives(start, stop)
+        has_positive = positive.any(axis=1)
+        if not has_positive.all():
+            raise ValueError(f"query {start + int(np.flatnonzero(~has_positive)[0])} has no positive candidate")
+        ranks[start:stop] = ranks_from_scores(queries[start:stop] @ candidates.T, positive)
     return ranks
 
 
-def ranks_from_scores(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """Rank of the best positive in each row of `scores` [Q, C] given a boolean `positive` mask [Q, C]."""
-    has_positive = positive.any(axis=1)
-    if not has_positive.all():
-        missing = int(np.flatnonzero(~has_positive)[0])
-        raise ValueError(f"query {missing} has no positive candidate")
-    best = np.where(positive, scores, -np.inf).max(axis=1)
-    beaten_or_tied = (scores >= best[:, None]) & ~positive
-    return 1 + beaten_or_tied.sum(axis=1)
+def label_positives(query_labels: np.ndarray, candidate_labels: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    """Positives by equal labels (zero-shot: an image's class)."""
+    query_labels, candidate_labels = np.asarray(query_labels), np.asarray(candidate_labels)
+    return lambda start, stop: query_labels[start:stop, None] == candidate_labels[None, :]
+
+
+def pair_positives(pairs: np.ndarray, n_candidates: int) -> Callable[[int, int], np.ndarray]:
+    """Positives from (query, candidate) index pairs [P, 2] (retrieval: which images a text describes)."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+    def mask(start: int, stop: int) -> np.ndarray:
+        out = np.zeros((stop - start, n_candidates), dtype=bool)
+        inside = (pairs[:, 0] >= start) & (pairs[:, 0] < stop)
+        out[pairs[inside, 0] - start, pairs[inside, 1]] = True
+        return out
+
+    return mask
 
 
 def recall_at_k(ranks: np.ndarray, k: int) -> float:
@@ -90,28 +124,55 @@ def zero_shot_metrics(
     """Top-k accuracy for each k below the class count (top-k of all classes is trivially 1) and
     mean per-class recall. `classifier` [n_classes, D] holds one unit vector per class."""
     n_classes = len(classifier)
-    ranks = best_positive_ranks(image_embeddings, labels, classifier, np.arange(n_classes))
+    labels = np.asarray(labels)
+    if len(labels) != len(image_embeddings):
+        raise ValueError("one label per image is required")
+    ranks = best_positive_ranks(image_embeddings, classifier, label_positives(labels, np.arange(n_classes)))
     metrics = {f"acc{k}": recall_at_k(ranks, k) for k in ks if k == 1 or k < n_classes}
     metrics["mean_per_class_recall"] = mean_per_class_recall(ranks, labels)
     return metrics
+
+
+def unique_texts(captions: Sequence[str], caption_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Identical caption strings as one text: (first caption index of each text, (text, image) pairs).
+
+    Texts are in order of first appearance; the pairs list every image each text describes, once.
+    """
+    text_of: dict[str, int] = {}
+    first: list[int] = []
+    pairs: set[tuple[int, int]] = set()
+    for index, (caption, image) in enumerate(zip(captions, np.asarray(caption_image).tolist(), strict=True)):
+        if caption not in text_of:
+            text_of[caption] = len(first)
+            first.append(index)
+        pairs.add((text_of[caption], int(image)))
+    return np.asarray(first, dtype=np.int64), np.asarray(sorted(pairs), dtype=np.int64).reshape(-1, 2)
 
 
 def retrieval_metrics(
     text_embeddings: np.ndarray,
     caption_image: np.ndarray,
     image_embeddings: np.ndarray,
+    captions: Sequence[str] | None = None,
     ks: tuple[int, ...] = (1, 5, 10),
 ) -> dict[str, float]:
     """Recall@k and MRR@k both ways, named as clip_benchmark names them.
 
-    `caption_image[i]` is the index (row of image_embeddings) of caption i's image. image_retrieval =
-    text->image (one positive per caption); text_retrieval = image->text (an image is found when any
-    of its captions is in the top k). Every image needs at least one caption.
+    `caption_image[i]` is the index (row of image_embeddings) of caption i's image; `captions` are the
+    caption strings (without them every caption is its own text). image_retrieval = text->image (a text
+    is found when any image it describes is in the top k); text_retrieval = image->text (an image is
+    found when any of its texts is in the top k). Every image needs at least one caption.
     """
-    caption_image = np.asarray(caption_image)
-    image_ids = np.arange(len(image_embeddings))
-    t2i = best_positive_ranks(text_embeddings, caption_image, image_embeddings, image_ids)
-    i2t = best_positive_ranks(image_embeddings, image_ids, text_embeddings, caption_image)
+    caption_image = np.asarray(caption_image, dtype=np.int64)
+    if len(caption_image) != len(text_embeddings):
+        raise ValueError("one image index per caption is required")
+    if captions is None:
+        first, pairs = np.arange(len(caption_image)), np.stack([np.arange(len(caption_image)), caption_image], 1)
+    else:
+        first, pairs = unique_texts(captions, caption_image)
+    texts = np.asarray(text_embeddings)[first]
+    t2i = best_positive_ranks(texts, image_embeddings, pair_positives(pairs, len(image_embeddings)))
+    i2t = best_positive_ranks(image_embeddings, texts, pair_positives(pairs[:, ::-1], len(texts)))
     metrics: dict[str, float] = {}
     for k in ks:
         metrics[f"image_retrieval_recall@{k}"] = recall_at_k(t2i, k)

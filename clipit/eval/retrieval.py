@@ -103,7 +103,7 @@ def _safe_relative(file_name: str, annotations: Path, number: int) -> PurePosixP
 
 
 def evaluate(encoder, captions: CaptionSet, *, dataset: str, model_name: str, batch_size: int) -> EvalResult:
-    """Embed every image and caption once, then rank both ways (metrics.retrieval_metrics)."""
+    """Embed every image and caption once, then rank both ways; identical captions are one text."""
     images = encoder.encode_images(captions.image_paths, batch_size=batch_size, description="images")
     new_index = np.full(len(captions.image_paths), -1, dtype=np.int64)
     new_index[images.kept] = np.arange(len(images.kept))
@@ -113,10 +113,11 @@ def evaluate(encoder, captions: CaptionSet, *, dataset: str, model_name: str, ba
         raise DataError("no image of the caption file could be read", "check --images and the file names")
     texts = [caption for caption, keep in zip(captions.captions, usable, strict=True) if keep]
     text_vectors = encoder.encode_texts(texts, batch_size=batch_size, description="captions")
-    metrics = retrieval_metrics(text_vectors, caption_image[usable], images.vectors)
+    metrics = retrieval_metrics(text_vectors, caption_image[usable], images.vectors, captions=texts)
     counts = {
         "images": len(images.kept),
         "captions": len(texts),
+        "texts": len(set(texts)),  # identical caption strings are one text (metrics.unique_texts)
         "unreadable_images": len(images.failures),
         "captions_of_unreadable_images": int((~usable).sum()),
         "images_without_captions": captions.images_without_captions,
