@@ -1,12 +1,35 @@
-"""`[translate]`: machine translation of `caption_en` into the target language."""
+"""`[translate]`: machine translation of `caption_en` into the target language.
+
+Secrets: API keys are read only from the environment variable named by `api_key_env`, never from the
+config. Credentials inside `endpoint` (`http://user:password@host/` or `?api_key=...`) work, but wherever
+the config is written out (`config.resolved.toml`, `clipit config show`) they appear as `***`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, field_serializer
 
 from clipit.config.base import Section
+
+PLACEHOLDER = "***"
+
+
+def public_endpoint(url: str) -> str:
+    """The URL with its user, password and query values replaced: safe to print, store or key a cache by."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:  # not parseable: nothing in it can be trusted to be public
+        return PLACEHOLDER
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    netloc = (f"{PLACEHOLDER}@" if parts.username or parts.password else "") + host
+    netloc += f":{port}" if port is not None else ""
+    query = "&".join(f"{name}={PLACEHOLDER}" for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 class TranslateConfig(Section):
@@ -39,4 +62,17 @@ class TranslateConfig(Section):
         "Helsinki-NLP/opus-mt-en-it", description="MarianMT hub id or folder for the marian backend."
     )
     batch_size: int = Field(32, ge=1, description="Captions per batch for the marian backend.")
-    sample: int = Field(0, ge=0, description="Rows in a review sheet (CSV + HTML) beside the output; 0: none.")
+    sample: int = Field(
+        0, ge=0, description="Rows in a review sheet (CSV + HTML) beside the output; 0: none."
+    )
+    max_failed_fraction: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Share of rows that may fail before the run exits 2 (the work done is kept).",
+    )
+
+    @field_serializer("endpoint", when_used="json")
+    def _endpoint_without_secrets(self, endpoint: str | None) -> str | None:
+        # what is written out (config.resolved.toml, `clipit config show`) never carries credentials
+        return public_endpoint(endpoint) if endpoint else endpoint

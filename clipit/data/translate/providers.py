@@ -9,6 +9,7 @@ deep-translator in the process) get plain `requests` behaviour.
 
 `Provider.request(text)` is exactly one HTTP request and raises `TransientError` (429, 5xx, connection
 problems, timeouts: worth retrying) or `PermanentError` (anything else: a bad key, a text too long).
+Every error leaving a `Provider` has the config's secrets replaced (see `redact`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from typing import Any
 
 import requests
 
-from clipit.config.translate import TranslateConfig
-from clipit.errors import ConfigError, NetworkError
+from clipit.config.translate import TranslateConfig, public_endpoint
+from clipit.data.translate.marian import check_languages
+from clipit.data.translate.redact import redact, secrets_of
+from clipit.errors import ClipitError, ConfigError, NetworkError
 
 DEEP_TRANSLATOR_BACKENDS = ("google", "deepl", "microsoft", "libre", "mymemory")
 BACKENDS = (*DEEP_TRANSLATOR_BACKENDS, "marian")
@@ -143,8 +146,13 @@ class Provider:
     def __init__(self, cfg: TranslateConfig):
         self.spec = provider_spec(cfg)
         self._cfg = cfg
+        self._secrets = secrets_of(cfg)
         self._local = threading.local()
-        self._translator()  # fail now on a bad language, key or endpoint, not in a worker thread
+        try:
+            self._translator()  # fail now on a bad language, key or endpoint, not in a worker thread
+        except ClipitError as exc:
+            hint = redact(exc.hint, self._secrets) if exc.hint else None
+            raise type(exc)(redact(exc.message, self._secrets), hint) from None
 
     def _translator(self) -> Any:
         # deep-translator objects keep per-call state in `_url_params`: one object per thread
@@ -154,7 +162,15 @@ class Provider:
         return translator
 
     def request(self, text: str) -> str:
-        """Exactly one HTTP request translating `text`."""
+        """Exactly one HTTP request translating `text`; its errors never carry a secret."""
+        try:
+            return self._request(text)
+        except TransientError as exc:
+            raise TransientError(redact(str(exc), self._secrets), exc.retry_after) from None
+        except PermanentError as exc:
+            raise PermanentError(redact(str(exc), self._secrets), exc.status) from None
+
+    def _request(self, text: str) -> str:
         _install_transport()
         TRANSPORT.configure(self._cfg.timeout)
         TRANSPORT.reset()
@@ -194,8 +210,11 @@ def provider_spec(cfg: TranslateConfig) -> ProviderSpec:
         )
     if name == "marian":
         model = cfg.marian_model
-        identity = str(os.path.abspath(model)) if os.path.isdir(model) else model
+        check_languages(model, cfg.source_lang, cfg.to)
+        local = os.path.expanduser(model)
+        identity = os.path.abspath(local) if os.path.isdir(local) else model
         return ProviderSpec(name, f"marian:{identity}", cfg.max_chars_per_request)
+    cache_name = name
     if name == "libre":
         endpoint = cfg.endpoint
         if not endpoint:
@@ -205,15 +224,18 @@ def provider_spec(cfg: TranslateConfig) -> ProviderSpec:
             )
         if not endpoint.startswith(("http://", "https://")):
             raise ConfigError(
-                f"translate.endpoint: {endpoint!r} is not an http(s) URL", "e.g. http://localhost:5000/"
+                f"translate.endpoint: {public_endpoint(endpoint)!r} is not an http(s) URL",
+                "e.g. http://localhost:5000/",
             )
+        # two servers may translate differently: each has its own cache entries (never keyed by secrets)
+        cache_name = f"libre:{public_endpoint(endpoint.rstrip('/') + '/')}"
     if name in NEEDS_API_KEY and not os.environ.get(cfg.api_key_env):
         raise ConfigError(
             f"the {name} backend needs an API key in ${cfg.api_key_env}",
             f"export {cfg.api_key_env}=... (or set translate.api_key_env to the variable that holds it)",
         )
     limit = min(cfg.max_chars_per_request, PROVIDER_MAX_CHARS.get(name, cfg.max_chars_per_request))
-    return ProviderSpec(name, name, limit)
+    return ProviderSpec(name, cache_name, limit)
 
 
 def _make_translator(cfg: TranslateConfig) -> Any:

@@ -7,6 +7,10 @@ started yesterday still matches). Candidates: rows being translated, rows transl
 once) and the source's caption is the reference. A caption we translated (`meta.translated_by`) is
 never used as a reference. Where references exist, corpus chrF and
 BLEU (sacrebleu, default settings) are computed over those rows and shown at the top of the HTML.
+
+Captions come from the web, and a spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` as a
+formula: in the CSV such cells (and ones starting with a tab or carriage return) get a leading `'`,
+as OWASP's CSV-injection rule says, which spreadsheets show as text and hide.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from clipit.data import manifest
 from clipit.data.translate.packing import normalise
 
 TRANSLATED_BY = "translated_by"  # meta key set on rows whose caption is a machine translation
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ("key", "caption_en", "machine_translation", "reference", "rating_1_to_5", "comment")
 
 
@@ -98,10 +103,15 @@ def write_sheet(
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({name: spreadsheet_safe(value) for name, value in row.items()} for row in rows)
     atomic.write_text(csv_path, buffer.getvalue())
     atomic.write_text(html_path, _html(rows, result))
     return [csv_path, html_path], result
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A cell a spreadsheet shows as text, never evaluates."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def _html(rows: Sequence[dict[str, str]], result: dict[str, float]) -> str:

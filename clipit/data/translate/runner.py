@@ -1,7 +1,8 @@
 """`run(cfg)`: translate a manifest's `caption_en` into `caption`, paying for each text once.
 
 Which rows: status `ok` (a row without an image is never paid for), a non-empty `caption_en`, and a
-`caption` that is null or in another language than the target. Identical captions (after collapsing
+`caption` that is null or in another language than the target. A caption whose `lang` is empty is in
+an unknown language, so possibly a human one in the target language: it is never overwritten. Identical captions (after collapsing
 whitespace) are translated once. The cache is consulted first and committed as results arrive, so a
 rerun after a kill (or after a finished run) sends requests only for what is still missing.
 
@@ -11,12 +12,18 @@ Per-row outcome, written to the manifest at the end (atomically):
   translation ("translate: ...") is cleared.
 - failed: `caption` stays null, `error` = "translate: <why>", `status` unchanged (build-shards keeps
   only rows with a caption, so the row waits for the next run rather than being dropped for good).
+
+When more than `max_failed_fraction` of the selected rows failed (a dead endpoint, no network, a
+refused key), the run ends with a `TranslationFailed` naming the most common error, after the manifest
+is written: what did translate is kept there and in the cache.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +37,14 @@ from clipit.data.translate.cache import TranslationCache
 from clipit.data.translate.dispatch import DispatchResult, translate_local, translate_remote
 from clipit.data.translate.packing import normalise
 from clipit.data.translate.providers import Provider, ProviderSpec, provider_spec
-from clipit.errors import ConfigError, NetworkError
+from clipit.errors import ClipitError, ConfigError, NetworkError
 
 ERROR_PREFIX = "translate: "
+NOT_ATTEMPTED = "not attempted (the run stopped early)"
+
+
+class TranslationFailed(ClipitError):
+    """Too many captions failed; the work that succeeded is written and cached."""
 
 
 @dataclass
@@ -77,8 +89,9 @@ def run(cfg: TranslateConfig) -> TranslateSummary:
     source_path = Path(cfg.input)
     if source_path.is_dir():
         source_path = source_path / manifest.MANIFEST_NAME
+    output = Path(cfg.output).expanduser() if cfg.output is not None else source_path
+    _check_writable(output, "--output" if cfg.output is not None else "--input")
     table = manifest.read(source_path)
-    output = Path(cfg.output) if cfg.output is not None else source_path
     spec = provider_spec(cfg)  # a bad backend, endpoint or key fails before any work
 
     selected, texts = _select_rows(table, cfg.to)
@@ -105,9 +118,46 @@ def run(cfg: TranslateConfig) -> TranslateSummary:
             f"translation with {spec.name} stopped: {result.aborted}; {summary.line()}; {output} written",
             "check --endpoint, the network or the API key, then rerun: finished work is cached and not resent",
         )
+    _check_failures(cfg, summary, result.failed, output)
     if summary.failed:
         warn(f"{summary.failed} captions failed (see the 'error' column); a rerun retries only those")
     return summary
+
+
+def _check_writable(output: Path, flag: str) -> None:
+    """Before any work: the manifest (and review sheets beside it) can be written where asked."""
+    if output.is_dir():
+        raise ConfigError(
+            f"{flag} {output} is a folder, not a manifest file",
+            f"give a file path such as {output / 'm.parquet'}",
+        )
+    folder = output.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the writer creates missing folders: the first existing one must allow it
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{flag} {output} cannot be written: {folder} is not a writable folder",
+            "choose another --output or fix the folder's permissions",
+        )
+
+
+def _check_failures(
+    cfg: TranslateConfig, summary: TranslateSummary, failed: dict[str, str], output: Path
+) -> None:
+    """Exit non-zero when more rows failed than the config allows, naming the most common reason."""
+    if not summary.rows_selected:
+        return
+    fraction = summary.rows_failed / summary.rows_selected
+    if fraction <= cfg.max_failed_fraction:
+        return
+    reasons = Counter(failed.values())
+    common = reasons.most_common(1)[0][0] if reasons else NOT_ATTEMPTED
+    raise TranslationFailed(
+        f"translate: {summary.rows_failed} of {summary.rows_selected} rows failed ({fraction:.0%}, more than "
+        f"translate.max_failed_fraction = {cfg.max_failed_fraction:g}); most common error: {common}; "
+        f"{output} written with the {summary.rows_translated} rows that succeeded",
+        "fix the cause (endpoint, network, API key) and rerun: finished translations are cached, not resent",
+    )
 
 
 def _select_rows(table: pa.Table, target: str) -> tuple[list[int], dict[int, str]]:
@@ -119,7 +169,7 @@ def _select_rows(table: pa.Table, target: str) -> tuple[list[int], dict[int, str
     selected: list[int] = []
     texts: dict[int, str] = {}
     for i, (st, caption, lang, en) in enumerate(zip(status, captions, langs, english, strict=True)):
-        if st != manifest.STATUS_OK or (caption is not None and lang == target):
+        if st != manifest.STATUS_OK or (caption is not None and (lang == target or not lang)):
             continue
         text = normalise(en) if en else ""
         if text:
@@ -171,7 +221,7 @@ def _fill(
                 errors[i] = None
             summary.rows_translated += 1
         else:
-            errors[i] = ERROR_PREFIX + failed.get(text, "not attempted (the run stopped early)")
+            errors[i] = ERROR_PREFIX + failed.get(text, NOT_ATTEMPTED)
             summary.rows_failed += 1
     for name, values in (("caption", captions), ("lang", langs), ("error", errors), ("meta", metas)):
         index = table.schema.get_field_index(name)

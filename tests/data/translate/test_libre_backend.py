@@ -20,7 +20,7 @@ def _assert_all_translated(path, english) -> None:
         assert row["caption"] == fake_translate(normalise(text)), row["key"]
         assert row["lang"] == "it"
         assert row["error"] is None
-        assert manifest.meta_of(row)["translated_by"] == "libre"
+        assert manifest.meta_of(row)["translated_by"].startswith("libre:http://127.0.0.1:")  # with its server
 
 
 def test_packs_dedupes_and_never_pays_twice(server, tmp_path):
@@ -95,7 +95,7 @@ def test_failed_caption_keeps_row_and_is_retried_alone_next_run(server, tmp_path
     write_manifest(tmp_path / "in" / "manifest.parquet", english)
     bad = english[7]
     server.reject = {bad}
-    cfg = libre_config(server, tmp_path)
+    cfg = libre_config(server, tmp_path, max_failed_fraction=0.05)  # 1 in 30 is within it
 
     summary = run(cfg)
 

@@ -19,7 +19,7 @@ def test_packing_limit_is_capped_by_the_provider():
     spec = provider_spec(
         TranslateConfig(backend="libre", endpoint="http://x:5000", max_chars_per_request=20000)
     )
-    assert (spec.max_chars, spec.cache_name) == (20000, "libre")
+    assert (spec.max_chars, spec.cache_name) == (20000, "libre:http://x:5000/")
 
 
 def test_marian_cache_identity_is_the_model(tmp_path):
