@@ -15,6 +15,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from clipit.eval.metrics import ranks_from_scores
+
 
 def logit_scale_value(log_scale: jax.Array, *, max_scale: float, fixed: float | None) -> jax.Array:
     """The multiplier of the cosine similarities: exp(log_scale) clamped at `max_scale`, or `fixed`."""
@@ -60,16 +62,23 @@ def siglip(
 
 
 def retrieval_hits(logits: jax.Array, caption_id: jax.Array | None, ks: tuple[int, ...] = (1, 5)) -> dict:
-    """Share of images whose caption ranks in the top k (and of captions whose image does).
+    """In-batch recall@k with `clipit eval`'s rule and ranking code (clipit.eval.metrics).
 
-    A caption identical to the true one counts as a hit, as in the loss.
+    `logits[i, j]` scores image i against caption j. Identical captions (equal `caption_id`) are one
+    text whose positives are every image of the batch that has it: `i2t_r@k` is the share of images
+    with one of their texts in the top k, each repeated caption counted once as a candidate;
+    `t2i_r@k` the share of texts (not captions) with one of their images in the top k. Ties count
+    against the query, as in eval.
     """
-    positives = positives_mask(caption_id, logits.shape[0]) > 0
+    batch = logits.shape[0]
+    ids = jnp.arange(batch) if caption_id is None else caption_id
+    same = ids[:, None] == ids[None, :]
+    # a text is represented by its first caption in the batch; later copies are the same text
+    first = ~jnp.any(same & (jnp.arange(batch)[None, :] < jnp.arange(batch)[:, None]), axis=1)
+    i2t = ranks_from_scores(logits, same & first[None, :], first)
+    t2i = ranks_from_scores(logits.T, same, None)
     out = {}
-    for name, scores, pos in (("i2t", logits, positives), ("t2i", logits.T, positives.T)):
-        # rank of the best positive = number of negatives that score strictly higher than it
-        best_positive = jnp.max(jnp.where(pos, scores, -jnp.inf), axis=1, keepdims=True)
-        rank = jnp.sum((scores > best_positive) & ~pos, axis=1)
-        for k in ks:
-            out[f"{name}_r@{k}"] = jnp.mean(rank < k)
+    for k in ks:
+        out[f"i2t_r@{k}"] = jnp.mean(i2t <= k)
+        out[f"t2i_r@{k}"] = jnp.sum((t2i <= k) & first) / jnp.sum(first)
     return out

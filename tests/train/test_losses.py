@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from clipit.eval.metrics import retrieval_metrics
 from clipit.train import losses
 from clipit.train.mesh import batch_sharded, data_mesh, put_batch
 
@@ -84,17 +85,35 @@ def test_logit_scale_is_clamped_or_fixed():
     assert float(losses.logit_scale_value(np.float32(1.0), max_scale=100.0, fixed=20.0)) == 20.0
 
 
-def test_retrieval_hits_match_naive_ranks():
+def test_retrieval_hits_equal_eval_metrics_with_duplicates_and_ties():
+    # Validation's in-batch numbers are clipit eval's on the same embeddings: identical captions (equal
+    # ids, identical embeddings) are one text with every image that has it as positive, ties lost.
     rng = np.random.default_rng(4)
-    logits = rng.normal(size=(10, 10)).astype(np.float32)
-    ids = np.array([0, 1, 2, 3, 3, 5, 6, 7, 8, 9])
+    ids = np.array([0, 1, 2, 3, 3, 5, 6, 3, 8, 9])
+    image = np.round(_unit(rng, 10, 4), 1)  # rounded: exact ties happen
+    text = np.round(_unit(rng, 10, 4), 1)
+    text[[4, 7]] = text[3]  # the same caption three times
+    image[6] = image[2]  # two images score every text alike
+    logits = image @ text.T
     hits = losses.retrieval_hits(logits, ids, ks=(1, 3))
-    for name, scores in (("i2t", logits), ("t2i", logits.T)):
-        for k in (1, 3):
-            expected = np.mean(
-                [any(ids[j] == ids[i] for j in np.argsort(-scores[i])[:k]) for i in range(10)]
-            )
-            assert float(hits[f"{name}_r@{k}"]) == pytest.approx(expected)
+    expected = retrieval_metrics(text, np.arange(10), image, captions=[str(i) for i in ids], ks=(1, 3))
+    for k in (1, 3):
+        assert float(hits[f"i2t_r@{k}"]) == pytest.approx(expected[f"text_retrieval_recall@{k}"])
+        assert float(hits[f"t2i_r@{k}"]) == pytest.approx(expected[f"image_retrieval_recall@{k}"])
+    jitted = jax.jit(losses.retrieval_hits, static_argnames="ks")(logits, ids, ks=(1, 3))
+    assert {k: float(v) for k, v in jitted.items()} == pytest.approx({k: float(v) for k, v in hits.items()})
+
+
+def test_retrieval_hits_count_a_repeated_caption_once():
+    # Image 0's caption ties with caption "7" that images 1 and 2 both have: one tie, rank 2 (not 3).
+    logits = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0]], dtype=np.float32)
+    hits = losses.retrieval_hits(logits, np.array([4, 7, 7]), ks=(1, 2))
+    assert float(hits["i2t_r@1"]) == pytest.approx(2 / 3)
+    assert float(hits["i2t_r@2"]) == pytest.approx(1.0)
+    # texts "4" (column 0: images [1, 0, 0] -> rank 1) and "7" (column 1: [1, 1, 1], tie with image 0 -> 2)
+    assert float(hits["t2i_r@1"]) == pytest.approx(1 / 2)
+    # without ids every caption is its own text: image 0 loses two ties -> rank 3
+    assert float(losses.retrieval_hits(logits, None, ks=(2,))["i2t_r@2"]) == pytest.approx(2 / 3)
 
 
 def test_negatives_come_from_the_global_batch_on_eight_devices():
