@@ -19,14 +19,14 @@ import numpy as np
 
 from clipit import folder_lock
 from clipit.config import Config, save_resolved
-from clipit.console import info, warn
+from clipit.console import info
 from clipit.data.shard_format import count_rows
 from clipit.errors import ConfigError, DataError
 from clipit.models.build import build_model
 from clipit.models.export import export_hf
 from clipit.train import checkpoint as ckpt
 from clipit.train.cache import build_cache
-from clipit.train.feeds import CacheFeed, LoaderFeed, full_batches, shard_loader
+from clipit.train.feeds import CacheFeed, LoaderFeed, shard_loader
 from clipit.train.mesh import (
     check_batch_size,
     data_mesh,
@@ -46,6 +46,7 @@ from clipit.train.progress import TrainProgress
 from clipit.train.run_config import check_resume, run_config
 from clipit.train.run_tokenizer import load_run_tokenizer
 from clipit.train.step import init_loss_params, make_eval_step, make_tower_features, make_train_step
+from clipit.train.validation import validate
 
 EXPORT_DIR = "export"
 
@@ -229,22 +230,5 @@ def _phase_feed(config: Config, plan: PhasePlan, data_dir: Path, tokenizer, part
 
 
 def _validate(config: Config, data_dir: Path, tokenizer, eval_step, state, mesh) -> dict[str, float] | None:
-    """Mean loss and in-batch retrieval over the first `val_batches` val batches (always the same ones)."""
-    if count_rows(data_dir, "val") < config.train.batch_size:
-        return None
-    loader = shard_loader(
-        config, data_dir, "val", tokenizer=tokenizer, settings=config.data.loader, seed=config.train.seed, train=False
-    )
-    totals: dict[str, float] = {}
-    batches = 0
-    for local in full_batches(loader):
-        for key, value in to_host(eval_step(state, put_batch(mesh, local))).items():
-            totals[key] = totals.get(key, 0.0) + float(value)
-        batches += 1
-        if batches >= config.train.val_batches:
-            break
-    loader.close()
-    if not batches:
-        warn("validation yielded no batch")
-        return None
-    return {k: v / batches for k, v in totals.items()}
+    """Loss and in-batch retrieval on the val split (clipit.train.validation: never skipped in silence)."""
+    return validate(config, data_dir, tokenizer, eval_step, state, mesh)

@@ -1,0 +1,39 @@
+"""Validation is never skipped in silence: a small val split is validated, an empty one is named once."""
+
+from __future__ import annotations
+
+import jax
+
+from clipit.train.loop import train_and_evaluate
+from clipit.train.metrics import read_metrics
+from clipit.train.validation import validation_batch_size
+from tests.train.conftest import tiny_config, tiny_phases, write_synthetic_shards
+
+
+def test_validation_batch_size():
+    assert validation_batch_size(500, 128, 8) == 128  # enough rows: the training batch
+    assert validation_batch_size(100, 128, 8) == 96  # fewer: the most rows the 8 devices split evenly
+    assert validation_batch_size(100, 128, 1) == 100
+    assert validation_batch_size(5, 128, 8) == 0  # not even one row per device
+
+
+def _run(tmp_path, val_rows: int):
+    shards = write_synthetic_shards(tmp_path / "shards", train=32, val=val_rows)
+    config = tiny_config(shards, tmp_path / "run", tiny_phases(heads=2, full=2), "train.eval_every=1", "train.export=false")
+    summary = train_and_evaluate(config, devices=jax.devices()[:1])
+    return summary, [r for r in read_metrics(tmp_path / "run") if r["split"] == "val"]
+
+
+def test_fewer_val_rows_than_the_batch_are_validated_as_one_smaller_batch(tmp_path, capfd):
+    summary, val = _run(tmp_path, val_rows=6)  # train.batch_size is 16
+    assert [r["step"] for r in val] == [1, 2, 3, 4]  # every evaluation, none skipped
+    assert all(0.0 <= r["i2t_r@1"] <= 1.0 and r["loss"] > 0 for r in val)
+    assert summary["val"]["step"] == 4
+    err = capfd.readouterr().err
+    assert err.count("validating on one batch of 6 rows") == 1  # said once per run, not per evaluation
+
+
+def test_no_val_rows_says_no_validation_once(tmp_path, capfd):
+    summary, val = _run(tmp_path, val_rows=0)
+    assert val == [] and summary["val"] is None
+    assert capfd.readouterr().err.count("no validation:") == 1
