@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 import torch
 from transformers import AutoTokenizer, MarianMTModel, MarianTokenizer
+from typer.testing import CliRunner
 
+from clipit.cli.main import app
 from clipit.config.translate import TranslateConfig
 from clipit.data import manifest
 from clipit.data.translate import run
+from clipit.data.translate.marian import model_languages
 from clipit.errors import ModelError
 from tests.data.translate.conftest import write_manifest
 from tests.data.translate.tiny_marian import make_tiny_marian, make_tiny_marian_spm
@@ -78,3 +84,51 @@ def test_marian_missing_model_is_a_model_error(tmp_path):
     )
     with pytest.raises(ModelError, match="no-such-model"):
         run(cfg)
+
+
+def _cli(tmp_path, *args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(
+        app,
+        ["translate", "--input", str(tmp_path / "in.parquet"), "--backend", "marian",
+         "--set", f"translate.cache={tmp_path / 'cache.sqlite'}", *args],
+        env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "model", ["folder", "Helsinki-NLP/opus-mt-en-it", "Helsinki-NLP/opus-mt-tc-big-eng-ita"]
+)
+def test_a_model_for_another_language_pair_is_refused_before_loading(tmp_path, model):
+    if model == "folder":  # its tokenizer config says en -> it, as opus-mt folders do
+        model = str(make_tiny_marian_spm(tmp_path / "marian"))
+    write_manifest(tmp_path / "in.parquet", ["a red dog"])
+    started = time.monotonic()
+    result = _cli(tmp_path, "--to", "de", "--set", f"translate.marian_model={model}")
+    assert result.exit_code == 2, result.output
+    assert f"translate.marian_model {model} translates en -> it, not en -> de" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 5  # refused from its name or config: nothing loaded or fetched
+    assert manifest.read(tmp_path / "in.parquet").column("caption").null_count == 1
+
+
+def test_model_languages_are_read_only_when_the_model_names_one_pair(tmp_path):
+    assert model_languages("Helsinki-NLP/opus-mt-en-it") == ("en", "it")
+    assert model_languages("Helsinki-NLP/opus-mt-en-ROMANCE") is None  # many targets: not refused
+    assert model_languages(str(make_tiny_marian(tmp_path / "word"))) is None  # no languages in its config
+
+
+def test_an_uncached_hub_model_fails_at_once_offline(tmp_path, monkeypatch):
+    with socket.socket() as sock:  # a port nobody listens on: the hub is unreachable
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    write_manifest(tmp_path / "in.parquet", ["a red dog"])
+    started = time.monotonic()
+    result = _cli(
+        tmp_path, "--to", "it", "--set", "translate.marian_model=clipit-tests/opus-mt-en-it",
+        env={"HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HOME": str(tmp_path / "hf")},
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "not in the local Hugging Face cache and the hub cannot be asked" in result.stderr
+    assert f"127.0.0.1:{port} cannot be reached" in result.stderr
+    assert time.monotonic() - started < 15  # huggingface_hub alone retries for about 50 s

