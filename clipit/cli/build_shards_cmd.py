@@ -28,12 +28,24 @@ def build_shards(
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (config: data.shards.out).")] = None,
     val_fraction: Annotated[
         float | None,
-        typer.Option("--val-fraction", min=0.0, max=0.999, help="Share of keys held out (config: data.shards.val_fraction)."),
+        typer.Option(
+            "--val-fraction", min=0.0, max=0.999, help="Share of images held out (config: data.shards.val_fraction)."
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--exclude",
+            metavar="DIR|MANIFEST",
+            help="An evaluation set whose images (same bytes or near-duplicates) are removed; repeatable "
+            "(config: data.shards.exclude).",
+            show_default=False,
+        ),
     ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Filter, deduplicate, split and re-encode source images into Parquet shards; prints a summary table.
+    """Filter, deduplicate, split by image and re-encode source images into Parquet shards; prints a summary table.
 
     Writes DIR/train-*.parquet, DIR/val-*.parquet, DIR/manifest.parquet (every input row, with its status) and DIR/summary.json.
 
@@ -42,13 +54,16 @@ def build_shards(
     Examples:
       clipit build-shards --out shards sources/cc3m sources/wit
       clipit build-shards --out /tmp/shards sources/synthetic --val-fraction 0.1
+      clipit build-shards --out shards sources/cc3m --exclude sources/mscoco-it-val --exclude imagenet-it/val
       clipit build-shards --set data.shards.image_side=224 --set data.shards.workers=4
     """
     cfg = load(ctx, config, set_)
-    flags = {"sources": sources or None, "out": out, "val_fraction": val_fraction}
+    flags = {"sources": sources or None, "out": out, "val_fraction": val_fraction, "exclude": exclude or None}
     cfg = with_flags(cfg, {f"data.shards.{k}": v for k, v in flags.items()})
     section = cfg.data.shards
     summary = shards.run(section)
     save_resolved(cfg, section.out)
     Console(highlight=False).print(shards.summary_table(summary))
+    for split in ("train", "val"):
+        typer.echo(f"{split}: {summary['images'][split]} images, {summary[split]} caption rows")
     typer.echo(f"{summary['ok']} rows in {sum(len(v) for v in summary['shards'].values())} shards: {Path(section.out)}")

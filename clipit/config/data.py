@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from clipit.config.base import Section
 
@@ -81,7 +81,16 @@ class SyntheticSource(Section):
 class ShardSettings(Section):
     sources: list[Path] = Field(default_factory=list, description="Source folders merged by build-shards.")
     out: Path = Field(Path("shards"), description="Output folder of build-shards.")
-    val_fraction: float = Field(0.05, ge=0, lt=1, description="Share of keys held out for validation.")
+    val_fraction: float = Field(
+        0.05, ge=0, lt=1, description="Share of images held out for validation (every caption of an image in one split)."
+    )
+    exclude: list[Path] = Field(
+        default_factory=list,
+        description="Evaluation sets whose images are removed (image folders, source folders or manifest files).",
+    )
+    exclude_max_distance: int = Field(
+        6, ge=0, le=32, description="Largest pHash Hamming distance (of 64 bits) at which an image is an eval image."
+    )
     image_side: int = Field(256, ge=16, description="Shorter side of re-encoded shard images.")
     jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of shard images.")
     min_image_side: int = Field(32, ge=1, description="Images with a smaller side are filtered.")
@@ -97,6 +106,21 @@ class ShardSettings(Section):
     )
     lang: str = Field("it", description="Language of the kept captions; rows whose `lang` differs are filtered.")
     workers: int = Field(2, ge=0, description="Decode/resize worker processes (0 = in the main process).")
+
+    # Filters that together reject every row are a mistake in the config, not a run to start.
+    @model_validator(mode="after")
+    def _filters_agree(self) -> ShardSettings:
+        if self.min_caption_chars > self.max_caption_chars:
+            raise ValueError(
+                f"min_caption_chars {self.min_caption_chars} > max_caption_chars {self.max_caption_chars}: "
+                "every caption would be filtered"
+            )
+        if self.min_image_side**2 > self.max_image_pixels:
+            raise ValueError(
+                f"min_image_side {self.min_image_side} needs {self.min_image_side**2} pixels, more than "
+                f"max_image_pixels {self.max_image_pixels}: every image would be filtered"
+            )
+        return self
 
 
 class LoaderSettings(Section):

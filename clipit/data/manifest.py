@@ -7,6 +7,11 @@ a missing column is refused with an error that names the file. Writes are atomic
 Where the image lives: `shard` is a path relative to the manifest's folder (a tar of a raw download
 or a Parquet training shard) and `index` locates the image inside it (the integer img2dataset key of
 a tar member, or the row number in a Parquet shard).
+
+Splits are by image: every caption of one image gets the split of `split_for_image`, a hash of the
+image's identity (its SHA-256, else its URL), so a source and build-shards agree, and so do two sources
+that share an image. `split_fixed` marks a split a source set on purpose (an evaluation file's images
+stay val); build-shards keeps it. Version 1 manifests (without `split_fixed`) are still read.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import pyarrow.parquet as pq
 from clipit import atomic
 from clipit.errors import ManifestError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (b"1", b"2")  # version 1 had no split_fixed column
 VERSION_KEY = b"clipit.manifest.version"
 MANIFEST_NAME = "manifest.parquet"
 
@@ -50,17 +56,31 @@ SCHEMA = pa.schema(
         pa.field("height", pa.int32()),
         pa.field("image_sha256", pa.string()),
         pa.field("meta", pa.string()),  # JSON object: source-specific labels and ids
+        pa.field("split_fixed", pa.bool_()),  # true: the source chose `split` on purpose; keep it
     ],
     metadata={VERSION_KEY: str(SCHEMA_VERSION).encode()},
 )
 COLUMNS = tuple(SCHEMA.names)
 REQUIRED = ("key", "source", "status", "split")
+ADDED = ("split_fixed",)  # columns newer than version 1: null when a table lacks them
 
 
 def split_for_key(key: str, val_fraction: float) -> str:
     """'val' for a stable share of keys: a hash, so a row never changes split between runs."""
     bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
     return "val" if bucket < val_fraction else "train"
+
+
+def image_identity(sha256: str | None, url: str | None, fallback: str) -> str:
+    """What makes two rows the same image: its bytes' SHA-256, else its URL, else `fallback` (e.g. an id)."""
+    if sha256:
+        return f"sha256:{sha256}"
+    return f"url:{url}" if url else fallback
+
+
+def split_for_image(val_fraction: float, sha256: str | None, url: str | None, fallback: str) -> str:
+    """The split of every caption of one image: a hash of its identity, the same in every stage."""
+    return split_for_key(image_identity(sha256, url, fallback), val_fraction)
 
 
 def from_rows(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
@@ -86,6 +106,9 @@ def empty() -> pa.Table:
 
 def validate(table: pa.Table, path: str | Path = "manifest") -> pa.Table:
     """Check columns, types and values; return the table cast to the exact schema."""
+    for name in ADDED:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, SCHEMA.field(name).type))
     missing = [name for name in COLUMNS if name not in table.column_names]
     if missing:
         raise ManifestError(
@@ -142,7 +165,7 @@ def read(path: str | Path) -> pa.Table:
     version = (table.schema.metadata or {}).get(VERSION_KEY)
     if version is None:
         raise ManifestError(f"{path}: no clipit manifest version in its metadata", "write it with clipit.data.manifest")
-    if version != str(SCHEMA_VERSION).encode():
+    if version not in READABLE_VERSIONS:
         raise ManifestError(
             f"{path}: manifest schema version {version.decode()} (this clipit reads version {SCHEMA_VERSION})",
             "rerun the stage that made it with this clipit version",

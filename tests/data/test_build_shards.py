@@ -145,7 +145,8 @@ def test_every_problem_is_filtered_with_its_reason_and_nothing_else_is_lost(mess
     for split, name, index, row in stored:
         entry = by_key[row["key"]]
         assert (entry["split"], entry["shard"], entry["index"]) == (split, name, index)
-        assert entry["split"] == manifest.split_for_key(row["key"], SETTINGS.val_fraction)
+        # by image: the hash of the image's bytes decides, not the row's key
+        assert entry["split"] == manifest.split_for_image(SETTINGS.val_fraction, row["image_sha256"], None, "")
         assert (entry["width"], entry["height"]) == (row["width"], row["height"])
     assert not (tmp_path / "000000077.jpg").exists() and not (tmp_path / "sources" / "000000077.jpg").exists()
 
@@ -181,9 +182,11 @@ def test_reencode_checks_pixels_from_the_header_before_decoding():
 def test_synthetic_build_counts_split_and_rerun_is_idempotent(synthetic_source, tmp_path):
     settings = SETTINGS.model_copy(update={"rows_per_shard": 10, "val_fraction": 0.2})
     first = shards.run(settings, tmp_path / "a", [synthetic_source])
-    keys = manifest.read(synthetic_source).column("key").to_pylist()
-    val = [k for k in keys if manifest.split_for_key(k, 0.2) == "val"]
-    assert first["rows"] == first["ok"] == 48 and first["val"] == len(val) and first["train"] == 48 - len(val)
+    built = manifest.read(tmp_path / "a").to_pylist()
+    val = [r["key"] for r in built if manifest.split_for_image(0.2, r["image_sha256"], None, "") == "val"]
+    n = len(built)  # every synthetic row is kept
+    assert 0 < len(val) < n
+    assert first["rows"] == first["ok"] == n and first["val"] == len(val) and first["train"] == n - len(val)
     assert shard_format.count_rows(tmp_path / "a", "val") == len(val)
     assert [p.name for p in shard_format.list_shards(tmp_path / "a", "train")] == first["shards"]["train"]
     assert all(len(shard_format.open_shard(p).read()) <= 10 for p in shard_format.list_shards(tmp_path / "a", "train"))
@@ -207,14 +210,19 @@ def test_a_damaged_shard_is_rebuilt_and_stale_shards_are_removed(synthetic_sourc
     settings = SETTINGS.model_copy(update={"rows_per_shard": 5, "val_fraction": 0.0})
     shards.run(settings, out, [synthetic_source])
     reference = (out / "train-00003.parquet").read_bytes()
-    (out / "train-00003.parquet").write_bytes(b"garbage")
+    damaged = bytearray(reference)  # the data pages, not the footer: still a shard clipit wrote, but broken
+    damaged[8:200] = b"\0" * 192
+    (out / "train-00003.parquet").write_bytes(bytes(damaged))
     result = shards.run(settings, out, [synthetic_source])
     assert (out / "train-00003.parquet").read_bytes() == reference
     assert result["shards_reused"] == len(result["shards"]["train"]) - 1
     # fewer, larger shards: the old numbers beyond the new plan must not linger for the loader
+    n = manifest.read(synthetic_source).num_rows
     result = shards.run(settings.model_copy(update={"rows_per_shard": 40}), out, [synthetic_source])
-    assert [p.name for p in shard_format.list_shards(out, "train")] == ["train-00000.parquet", "train-00001.parquet"]
-    assert shard_format.count_rows(out, "train") == 48
+    assert [p.name for p in shard_format.list_shards(out, "train")] == [
+        f"train-{k:05d}.parquet" for k in range(-(-n // 40))
+    ]
+    assert shard_format.count_rows(out, "train") == n
     assert sorted(p.name for p in (out / ".build").iterdir()) == [f"{n}.json" for n in result["shards"]["train"]]
 
 
@@ -226,10 +234,11 @@ def test_two_sources_merge_and_duplicates_across_sources_are_removed(synthetic_s
     renamed = table.set_column(0, "key", [[f"copy/{k}" for k in table.column("key").to_pylist()]])
     manifest.write(renamed, copy / "manifest.parquet")
     summary = shards.run(SETTINGS, tmp_path / "out", [synthetic_source, source, copy])
-    assert summary["per_source"]["synthetic"]["rows"] == 96  # both synthetic folders: source "synthetic"
-    assert summary["ok"] == 48 + sum(v[0] == "ok" for v in expected.values())
+    n = table.num_rows
+    assert summary["per_source"]["synthetic"]["rows"] == 2 * n  # both synthetic folders: source "synthetic"
+    assert summary["ok"] == n + sum(v[0] == "ok" for v in expected.values())
     # the copy's images are the same bytes with the same captions: every one is a duplicate pair
-    assert summary["filtered"]["duplicate_pair"] == 48 + 1
+    assert summary["filtered"]["duplicate_pair"] == n + 1
     with pytest.raises(ManifestError, match="is in both"):
         shards.run(SETTINGS, tmp_path / "out2", [synthetic_source, synthetic_source])
 

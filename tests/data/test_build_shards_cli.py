@@ -25,14 +25,19 @@ def test_flags_build_shards_and_print_a_summary_table(synthetic_source, tmp_path
          "--set", "data.shards.workers=0", "--set", "data.shards.image_side=32"],
     )
     assert result.exit_code == 0, result.output
-    assert "total" in result.stdout and "synthetic" in result.stdout and "48 rows in" in result.stdout
+    n = manifest.read(synthetic_source).num_rows
+    assert "total" in result.stdout and "synthetic" in result.stdout and f"{n} rows in" in result.stdout
     resolved = tomllib.loads((tmp_path / "shards" / "config.resolved.toml").read_text())
     assert resolved["data"]["shards"]["val_fraction"] == 0.25
     assert resolved["data"]["shards"]["sources"] == [str(synthetic_source)]
     table = manifest.read(tmp_path / "shards")
-    assert table.column("split").to_pylist() == [
-        manifest.split_for_key(k, 0.25) for k in table.column("key").to_pylist()
+    assert table.column("split").to_pylist() == [  # by image: a hash of the image's bytes
+        manifest.split_for_image(0.25, sha, None, "") for sha in table.column("image_sha256").to_pylist()
     ]
+    rows = table.to_pylist()
+    train, val = ([r["image_sha256"] for r in rows if r["split"] == s] for s in ("train", "val"))
+    assert f"train: {len(set(train))} images, {len(train)} caption rows" in result.stdout
+    assert f"val: {len(set(val))} images, {len(val)} caption rows" in result.stdout
     image_widths = {w for p in shard_format.list_shards("shards", "train") for w in pq.read_table(p).column("width").to_pylist()}
     assert image_widths == {32}
 
@@ -46,7 +51,7 @@ def test_paths_come_from_the_config_file(synthetic_source, tmp_path, monkeypatch
     assert result.exit_code == 0, result.output
     assert shard_format.count_rows(tmp_path / "from-config", "train") + shard_format.count_rows(
         tmp_path / "from-config", "val"
-    ) == 48
+    ) == manifest.read(synthetic_source).num_rows
 
 
 def test_missing_source_folder_is_one_line_exit_2(tmp_path, monkeypatch):

@@ -39,7 +39,7 @@ def test_round_trip_keeps_values_and_version(tmp_path):
     back = manifest.read(tmp_path)  # a folder means folder/manifest.parquet
     assert back.to_pylist() == table.to_pylist()
     assert back.schema.equals(manifest.SCHEMA)
-    assert pq.read_schema(path).metadata[manifest.VERSION_KEY] == b"1"
+    assert pq.read_schema(path).metadata[manifest.VERSION_KEY] == b"2"
     assert manifest.meta_of(back.to_pylist()[3]) == {"n": 3}
 
 
@@ -63,6 +63,23 @@ def test_missing_column_is_named(tmp_path):
     pq.write_table(table.replace_schema_metadata(manifest.SCHEMA.metadata), path)
     with pytest.raises(ManifestError, match=r"m\.parquet: missing column\(s\) caption_en"):
         manifest.read(path)
+
+
+def test_a_version_1_manifest_without_split_fixed_is_still_read(tmp_path):
+    table = manifest.from_rows(rows(3)).drop_columns(["split_fixed"])
+    path = tmp_path / "m.parquet"
+    pq.write_table(table.replace_schema_metadata({manifest.VERSION_KEY: b"1"}), path)
+    back = manifest.read(path)
+    assert back.schema.equals(manifest.SCHEMA)
+    assert back.column("split_fixed").to_pylist() == [None] * 3
+    assert back.column("key").to_pylist() == table.column("key").to_pylist()
+
+
+def test_split_for_image_names_the_image_by_its_bytes_then_its_url():
+    by_sha = manifest.split_for_image(0.5, "ab" * 32, "http://x/1.jpg", "k")
+    assert by_sha == manifest.split_for_key("sha256:" + "ab" * 32, 0.5)
+    assert manifest.split_for_image(0.5, None, "http://x/1.jpg", "k") == manifest.split_for_key("url:http://x/1.jpg", 0.5)
+    assert manifest.split_for_image(0.5, None, None, "k") == manifest.split_for_key("k", 0.5)
 
 
 def test_other_schema_version_is_refused(tmp_path):

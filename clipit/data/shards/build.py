@@ -1,8 +1,9 @@
 """build-shards: source folders -> train/val Parquet shards + manifest.parquet + summary.json.
 
 Order of work, and why it resumes:
-1. The plan (plan.py) is computed from the inputs alone; each job (one shard) has a hash of its rows,
-   locations and image settings.
+1. The plan (plan.py) is computed from the inputs alone (the sources, and the evaluation sets to
+   exclude, indexed once by exclude.py); each job (one shard) has a hash of its rows, locations, image
+   settings and exclude index.
 2. Each job decodes, filters and re-encodes its images, writes its shard atomically, then a small record
    `DIR/.build/<shard>.json` (hash + per-row outcome). A job whose record has the current hash and whose
    shard holds exactly the recorded keys is finished and skipped on a rerun; anything else is redone.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -27,7 +29,7 @@ from clipit import atomic, folder_lock, parent_watch
 from clipit.config.data import ShardSettings
 from clipit.console import progress
 from clipit.data import manifest, shard_format
-from clipit.data.shards import cleanup, images, locate, report
+from clipit.data.shards import cleanup, exclude, images, locate, report
 from clipit.data.shards.plan import Job, Plan, make_plan
 from clipit.errors import ConfigError, ManifestError
 
@@ -43,19 +45,22 @@ def run(cfg: ShardSettings, out: Path | None = None, sources: list[Path] | None 
         raise ConfigError("build-shards: no source folders", "pass SOURCE_DIR... or set data.shards.sources")
     if out.resolve() in {f.resolve() for f in folders}:
         raise ConfigError(f"build-shards: output folder {out} is also a source", "choose another --out")
+    _check_exclude(cfg.exclude, folders, out)
     cleanup.check_out(out)  # a folder of someone else's files is refused before any work
     started = time.perf_counter()
-    plan = make_plan(folders, cfg)  # reads and checks every input before anything is written
+    excluded = exclude.build_index(list(cfg.exclude), cfg.exclude_max_distance)
+    plan = make_plan(folders, cfg, excluded)  # reads and checks every input before anything is written
     folder_lock.acquire(out, "build-shards")  # before the clean-ups below touch another run's files
     records = out / RECORDS
     records.mkdir(parents=True, exist_ok=True)
     cleanup.remove_stale(out, records, {job.name for job in plan.jobs})
 
-    settings = images.ImageSettings(cfg.image_side, cfg.jpeg_quality, cfg.min_image_side, cfg.max_image_pixels)
+    near = dataclasses.replace(excluded, sha256=frozenset()) if excluded else None  # jobs need only the pHashes
+    settings = images.ImageSettings(cfg.image_side, cfg.jpeg_quality, cfg.min_image_side, cfg.max_image_pixels, near)
     outcomes: dict[str, list[list]] = {}
     todo: list[tuple[Job, str]] = []
     for job in plan.jobs:
-        digest = job.digest(cfg)
+        digest = job.digest(cfg, excluded.digest)
         finished = _finished(out, job, digest)
         if finished is None:
             todo.append((job, digest))
@@ -74,10 +79,25 @@ def run(cfg: ShardSettings, out: Path | None = None, sources: list[Path] | None 
     copy_source_tokenizer(folders, out)  # before the manifest, which marks a finished build
     table = _final_manifest(plan, outcomes)
     manifest.write(table, out / manifest.MANIFEST_NAME)
-    summary = report.summarize(table, folders, plan.jobs)
+    same_bytes = sum(error == exclude.EVAL_OVERLAP for _, error in plan.decided.values())
+    summary = report.summarize(table, folders, plan.jobs, excluded, same_bytes)
     atomic.write_text(out / shard_format.SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     # not in summary.json, whose bytes must not depend on how the run went
     return {**summary, "out": str(out), "shards_reused": reused, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _check_exclude(entries: list[Path], folders: list[Path], out: Path) -> None:
+    """An exclude entry that is also a source or the output would empty the build: a config error."""
+    for entry in entries:
+        entry = Path(entry)
+        folder = entry.parent if entry.is_file() else entry
+        if folder.resolve() == out.resolve():
+            raise ConfigError(f"build-shards: --exclude {entry} is the output folder", "exclude evaluation sets only")
+        if folder.resolve() in {f.resolve() for f in folders}:
+            raise ConfigError(
+                f"build-shards: {entry} is both a source and an --exclude entry (every image of it would be removed)",
+                "pass it either as SOURCE_DIR or as --exclude",
+            )
 
 
 def _execute(todo: list[tuple[Job, str]], settings: images.ImageSettings, out: Path, cfg: ShardSettings):

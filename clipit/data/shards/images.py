@@ -2,7 +2,8 @@
 
 Every failure is a reason string, never an exception: build-shards counts it and goes on. The pixel count
 is checked from the header before any pixel is decoded, so a small file that claims a huge image (a
-decompression bomb) costs nothing.
+decompression bomb) costs nothing. With an exclude index, the decoded image's perceptual hash is
+compared against the evaluation images' (exclude.py): a near-duplicate is `eval_overlap`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageFile
 
 from clipit.data import preprocess
+from clipit.data.shards import exclude
 
 # A truncated file must fail, not decode into a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -30,6 +32,7 @@ class ImageSettings:
     jpeg_quality: int
     min_image_side: int
     max_image_pixels: int
+    exclude: exclude.ExcludeIndex | None = None  # pHashes of evaluation images to keep out
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ def reencode(data: bytes, settings: ImageSettings) -> Encoded | str:
     except Exception:
         return DECODE_ERROR
     image = _shrink(image, settings.image_side)
+    if settings.exclude and settings.exclude.near(exclude.perceptual_hash(image)):
+        return exclude.EVAL_OVERLAP
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=settings.jpeg_quality)
     return Encoded(out.getvalue(), image.width, image.height)

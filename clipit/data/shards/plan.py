@@ -2,7 +2,8 @@
 
 Rows are taken in input order (sources in the order given, each in its manifest's order). Filters that
 need no pixels run here: source status, caption present / language / length, image location, empty
-file, duplicates. The kept rows are split by `split_for_key` and cut into jobs of `rows_per_shard` per
+file, duplicates, images of an excluded evaluation set with the same bytes (exclude.py). Every row
+gets the split of its image (splits.py), and the kept rows are cut into jobs of `rows_per_shard` per
 split: job k of a split is shard `<split>-<k:05d>.parquet`. A row that fails decoding later is filtered
 inside its job, so shard boundaries never depend on pixels and the plan (and each job's hash) is the
 same on every run with the same inputs: that is what lets a rerun keep finished shards.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from clipit.config.data import ShardSettings
 from clipit.data import manifest, shard_format
-from clipit.data.shards import locate
+from clipit.data.shards import exclude, locate, splits
 
 NO_CAPTION = "no_caption"
 WRONG_LANGUAGE = "wrong_language"
@@ -45,9 +46,10 @@ class Job:
     split: str
     candidates: list[Candidate] = field(default_factory=list)
 
-    def digest(self, settings: ShardSettings) -> str:
+    def digest(self, settings: ShardSettings, exclude_digest: str = "") -> str:
         """Hash of everything the shard's bytes depend on: a finished shard with this hash is reused."""
-        payload = {
+        payload: dict = {"exclude": exclude_digest} if exclude_digest else {}  # no key: older shards stay valid
+        payload |= {
             "format": shard_format.SHARD_VERSION,
             "settings": [settings.image_side, settings.jpeg_quality, settings.min_image_side,
                          settings.max_image_pixels, settings.row_group_size],
@@ -62,44 +64,52 @@ class Plan:
     decided: dict[int, tuple[str, str | None]]  # row -> (status, error) settled without pixels
     jobs: list[Job]
     split: dict[int, str]  # row -> train / val
+    exclude: exclude.ExcludeIndex = field(default_factory=exclude.ExcludeIndex)
 
 
-def make_plan(folders: list[Path], settings: ShardSettings) -> Plan:
+def make_plan(folders: list[Path], settings: ShardSettings, excluded: exclude.ExcludeIndex | None = None) -> Plan:
+    excluded = excluded if excluded is not None else exclude.ExcludeIndex()
     tables = [locate.read_source(f) for f in folders]
     merged = manifest.merge(tables, [str(f / manifest.MANIFEST_NAME) for f in folders])
     images = [locate.SourceImages(f) for f in folders]
     owners = [source for source, t in zip(images, tables, strict=True) for _ in range(t.num_rows)]
     rows = merged.to_pylist()
     decided: dict[int, tuple[str, str | None]] = {}
-    kept: dict[str, list[Candidate]] = {split: [] for split in manifest.SPLITS}
-    split_of: dict[int, str] = {}
-    first_origin: dict[str, str] = {}  # image sha256 -> where it was first seen
-    pairs: set[tuple[str, str]] = set()
+    candidates: dict[int, Candidate] = {}
     for i, (row, source) in enumerate(zip(rows, owners, strict=True)):
-        split_of[i] = manifest.split_for_key(row["key"], settings.val_fraction)
         if row["status"] != manifest.STATUS_OK:
             decided[i] = (row["status"], row["error"])
             continue
         reason, candidate = _check(i, row, source, settings)
         if candidate is not None:
-            origin = row["url"] or f"{source.folder}:{row['shard']}:{row['index']}"
-            pair = (candidate.sha256, " ".join(candidate.caption.casefold().split()))
-            if pair in pairs:
-                reason = DUPLICATE_PAIR
-            elif settings.dedup_images and first_origin.get(candidate.sha256, origin) != origin:
-                reason = DUPLICATE_IMAGE
-            else:
-                pairs.add(pair)
-                first_origin.setdefault(candidate.sha256, origin)
-                kept[split_of[i]].append(candidate)
-        if reason is not None:
+            candidates[i] = candidate
+        else:
             decided[i] = (manifest.STATUS_FILTERED, reason)
+    # the split needs every image's hash, so it comes after the checks and before the duplicate filters
+    split_of = splits.assign(rows, {i: c.sha256 for i, c in candidates.items()}, settings.val_fraction)
+    kept: dict[str, list[Candidate]] = {split: [] for split in manifest.SPLITS}
+    first_origin: dict[str, str] = {}  # image sha256 -> where it was first seen
+    pairs: set[tuple[str, str]] = set()
+    for i, candidate in candidates.items():
+        row, source = rows[i], owners[i]
+        origin = row["url"] or f"{source.folder}:{row['shard']}:{row['index']}"
+        pair = (candidate.sha256, " ".join(candidate.caption.casefold().split()))
+        if candidate.sha256 in excluded.sha256:
+            decided[i] = (manifest.STATUS_FILTERED, exclude.EVAL_OVERLAP)
+        elif pair in pairs:
+            decided[i] = (manifest.STATUS_FILTERED, DUPLICATE_PAIR)
+        elif settings.dedup_images and first_origin.get(candidate.sha256, origin) != origin:
+            decided[i] = (manifest.STATUS_FILTERED, DUPLICATE_IMAGE)
+        else:
+            pairs.add(pair)
+            first_origin.setdefault(candidate.sha256, origin)
+            kept[split_of[i]].append(candidate)
     jobs = []
     for split, candidates in kept.items():
         for number, start in enumerate(range(0, len(candidates), settings.rows_per_shard)):
             chunk = candidates[start : start + settings.rows_per_shard]
             jobs.append(Job(shard_format.shard_name(split, number), split, chunk))
-    return Plan(rows, decided, jobs, split_of)
+    return Plan(rows, decided, jobs, split_of, excluded)
 
 
 def _check(i: int, row: dict, source: locate.SourceImages, settings: ShardSettings) -> tuple[str | None, Candidate | None]:

@@ -1,4 +1,4 @@
-"""The build summary: counts per source, per split and per filter reason, as JSON and as a table."""
+"""The build summary: counts per source, per split (images and caption rows) and per filter reason."""
 
 from __future__ import annotations
 
@@ -9,11 +9,18 @@ import pyarrow as pa
 from rich.table import Table
 
 from clipit.data import manifest
+from clipit.data.shards import exclude
 
 
-def summarize(table: pa.Table, folders: list[Path], jobs: list) -> dict:
-    """Deterministic counts (no times): the same inputs give the same summary.json bytes."""
-    rows = table.select(["source", "status", "error", "split"]).to_pylist()
+def summarize(
+    table: pa.Table, folders: list[Path], jobs: list, excluded: exclude.ExcludeIndex | None = None, same_bytes: int = 0
+) -> dict:
+    """Deterministic counts (no times): the same inputs give the same summary.json bytes.
+
+    `same_bytes`: the eval_overlap rows removed by SHA-256 (the others were near-duplicates by pHash).
+    """
+    rows = table.select(["source", "status", "error", "split", "image_sha256"]).to_pylist()
+    overlap = sum(r["error"] == exclude.EVAL_OVERLAP for r in rows)
     per_source: dict[str, dict] = {}
     for source in dict.fromkeys(r["source"] for r in rows):
         per_source[source] = _counts([r for r in rows if r["source"] == source])
@@ -22,6 +29,13 @@ def summarize(table: pa.Table, folders: list[Path], jobs: list) -> dict:
         **_counts(rows),
         "per_source": per_source,
         "shards": {split: [j.name for j in jobs if j.split == split] for split in manifest.SPLITS},
+        "eval_overlap": {
+            "exclude": [str(p) for p in excluded.entries] if excluded else [],
+            "exclude_images": excluded.images if excluded else 0,
+            "rows": overlap,
+            "same_bytes": same_bytes,
+            "near_duplicate": overlap - same_bytes,
+        },
     }
 
 
@@ -33,6 +47,8 @@ def _counts(rows: list[dict]) -> dict:
         "ok": len(ok),
         "train": sum(r["split"] == "train" for r in ok),
         "val": sum(r["split"] == "val" for r in ok),
+        # an image with several captions counts once; the split is by image, so no image is in both
+        "images": {split: len({r["image_sha256"] for r in ok if r["split"] == split}) for split in manifest.SPLITS},
         "failed": sum(r["status"] == manifest.STATUS_FAILED for r in rows),
         "filtered": dict(sorted(reasons.items())),
     }
@@ -50,6 +66,14 @@ def summary_table(summary: dict) -> Table:
         table.add_column(name, justify="right")
     for count in ("rows", "ok", "train", "val", "failed"):
         table.add_row(count, *(str(c[count]) for _, c in columns), end_section=count == "failed")
+        if count in manifest.SPLITS:
+            table.add_row(f"{count} images", *(str(c["images"][count]) for _, c in columns))
     for reason in sorted(summary["filtered"]):
         table.add_row(f"filtered: {reason}", *(str(c["filtered"].get(reason, 0)) for _, c in columns))
+    overlap = summary.get("eval_overlap") or {}
+    if overlap.get("exclude_images"):
+        table.caption = (
+            f"eval_overlap: {overlap['rows']} rows removed ({overlap['same_bytes']} same bytes, "
+            f"{overlap['near_duplicate']} near-duplicates) against {overlap['exclude_images']} evaluation images"
+        )
     return table

@@ -73,7 +73,7 @@ def run(source: Cc3mSource, download: DownloadSettings, val_fraction: float) -> 
                 "caption": None,  # filled by `clipit translate`
                 "caption_en": caption,
                 "lang": None,
-                "split": manifest.split_for_key(key, val_fraction),
+                "split": manifest.split_for_image(val_fraction, result.sha256, url or None, key),  # by image
                 "meta": {"line": number + 1, **result.meta()},
                 **result.manifest_fields(),
             }

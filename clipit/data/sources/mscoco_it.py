@@ -1,8 +1,10 @@
 """MSCOCO-IT: Italian COCO captions (COCO-format JSON) over a local COCO images folder or COCO's URLs.
 
 One manifest row per (image, Italian caption), key `mscoco-it/<image_id>/<n>` with n the caption's
-position among that image's captions (in file order, across the given files). The split is drawn from
-the image id, so the captions of one image never straddle train and val.
+position among that image's captions (in file order, across the given files). The split is by image, so
+the captions of one image never straddle train and val: an image of a dev/val/test file (by its name,
+e.g. captions_ita_devset_validated.json) is val on purpose (`split_fixed`, kept by build-shards), any
+other image gets the split of its identity (`manifest.split_for_image`).
 
 - `image_id` is a string in MSCOCO-IT's validated files and an int in `images[].id`: both become ints.
 - English captions (`--annotations-en`, COCO's own caption files) fill `caption_en`: by annotation id
@@ -139,6 +141,16 @@ def _local_image(path: Path | None, folder: Path, out: Path) -> Fetched:
     return Fetched(ok=True, shard=shard, index=None, width=width, height=height, sha256=digest.hexdigest())
 
 
+_EVAL_FILE_PART = re.compile(r"^(dev|val|valid|validation|test)(set)?(\d{4})?$")
+
+
+def _split(file_name: str, result: Fetched, url: str | None, image: str, val_fraction: float) -> dict:
+    """An evaluation file's images are val on purpose; the others are split by the image's identity."""
+    if any(_EVAL_FILE_PART.match(part) for part in re.split(r"[^a-z0-9]+", file_name.lower())):
+        return {"split": "val", "split_fixed": True}
+    return {"split": manifest.split_for_image(val_fraction, result.sha256, url, image)}
+
+
 @folder_lock.scoped
 def run(source: MscocoItSource, download: DownloadSettings, val_fraction: float) -> dict[str, Any]:
     """Build `source.out`/manifest.parquet (+ summary.json), downloading images when no folder is given."""
@@ -184,7 +196,7 @@ def run(source: MscocoItSource, download: DownloadSettings, val_fraction: float)
                 "caption": " ".join(ann["caption"].split()),
                 "caption_en": caption_en,
                 "lang": "it",
-                "split": manifest.split_for_key(f"{SOURCE}/{image_id}", val_fraction),
+                **_split(file_name, result, coco_url(images.get(image_id)), f"{SOURCE}/{image_id}", val_fraction),
                 "meta": meta,
                 **result.manifest_fields(),
             }

@@ -190,7 +190,7 @@ def run(source: WitSource, download: DownloadSettings, val_fraction: float) -> d
                 "caption": row["caption"] or None,
                 "caption_en": None,
                 "lang": source.lang,
-                "split": manifest.split_for_key(f"{SOURCE}/{row['url']}", val_fraction),
+                "split": manifest.split_for_image(val_fraction, result.sha256, row["url"] or None, key),  # by image
                 "meta": {"file": row["file"], "row": row["row"], **meta},
                 **fields,
             }
