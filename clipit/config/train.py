@@ -72,6 +72,7 @@ class DistributedSettings(Section):
     )
     coordinator_bind: str | None = Field(
         None,
+        pattern=r"^\S+:\d+$",  # gRPC needs both parts; a bare host would fail only at start-up
         description="host:port process 0 listens on (default: the coordinator address itself, so "
         "127.0.0.1:PORT stays on loopback; 0.0.0.0:PORT or [::]:PORT for every interface).",
     )

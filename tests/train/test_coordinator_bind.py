@@ -84,3 +84,13 @@ def test_coordinator_on_127_0_0_1_listens_on_loopback_only():
 def test_coordinator_bind_key_opens_every_interface_on_request():
     # gRPC opens 0.0.0.0 as a dual-stack [::] socket
     assert _listening_addresses_of_coordinator("127.0.0.1", "0.0.0.0:{port}") <= {"0.0.0.0", "::"}
+
+
+def test_coordinator_bind_without_a_port_is_a_config_error_naming_the_key():
+    from clipit.config import load_config
+    from clipit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train\.distributed\.coordinator_bind"):
+        load_config(None, ["train.distributed.coordinator_bind=0.0.0.0"])
+    config = load_config(None, ["train.distributed.coordinator_bind=[::]:1234"])
+    assert config.train.distributed.coordinator_bind == "[::]:1234"
