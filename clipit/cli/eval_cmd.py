@@ -23,7 +23,11 @@ ModelOpt = Annotated[
     ),
 ]
 OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Metrics JSON (clip_benchmark layout).", show_default=False)
+    Path | None,
+    typer.Option(
+        "--output", "-o", show_default=False,
+        help="Metrics JSON that `clip_benchmark build` reads; with several models one file per model, F-<model>.json.",
+    ),
 ]
 PlotOpt = Annotated[
     Path | None,
@@ -52,8 +56,8 @@ def _report(cfg: EvalConfig, results) -> None:
 
     typer.echo(report.format_table(results), nl=False)
     if cfg.output is not None:
-        report.write_json(results, cfg.output)
-        info(f"wrote {cfg.output}")
+        for path in report.write_json(results, cfg.output):
+            info(f"wrote {path}")
     plot = cfg.plot
     if plot is None and len(results) > 1 and cfg.output is not None:
         plot = cfg.output.with_suffix(".png")

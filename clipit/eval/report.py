@@ -1,14 +1,17 @@
 """Evaluation results: one record per (model, dataset, task), a side-by-side table, JSON and a bar chart.
 
-The JSON record follows clip_benchmark's layout (`dataset`, `model`, `task`, `metrics`, `language`)
-with its metric names (`acc1`, `mean_per_class_recall`, `image_retrieval_recall@5`, ...) and values as
-fractions in [0, 1], so clipit's numbers can sit beside clip_benchmark's. `counts` (images used, images
-unreadable, classes, ...) is an extra key that readers of the clip_benchmark layout ignore.
+The JSON record is the one `clip_benchmark eval` writes and `clip_benchmark build` reads (`dataset`,
+`model`, `pretrained`, `task`, `metrics`, `language`) with its metric names (`acc1`, `acc5`,
+`mean_per_class_recall`, `image_retrieval_recall@5`, ...) and values as fractions in [0, 1], so clipit's
+numbers can sit beside clip_benchmark's. `counts` (images used, images unreadable, classes, ...) is an
+extra key; `build` copies it into its CSV as one more column. `build` reads one object per file, so
+several models are written as one file each.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +34,7 @@ class EvalResult:
         return {
             "dataset": self.dataset,
             "model": self.model,
+            "pretrained": weights_location(self.model),
             "task": self.task,
             "metrics": self.metrics,
             "language": self.language,
@@ -38,10 +42,35 @@ class EvalResult:
         }
 
 
-def write_json(results: list[EvalResult], path: Path) -> None:
-    """One model: the clip_benchmark object itself. Several: a list of such objects, in --model order."""
-    payload = results[0].to_json() if len(results) == 1 else [r.to_json() for r in results]
-    atomic.write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+def weights_location(model: str) -> str:
+    """clip_benchmark's `pretrained` (which weights): a local folder's absolute path, else the hub id."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
+
+
+def json_paths(results: list[EvalResult], path: Path) -> list[Path]:
+    """One model: `path`. Several: `<stem>-<model>.json` beside it, one per model in --model order
+    (a model named twice gets `-2`, `-3`, ...), because clip_benchmark's `build` reads one object per file."""
+    path = Path(path)
+    if len(results) == 1:
+        return [path]
+    paths: list[Path] = []
+    for result in results:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", result.model).strip("._-") or "model"
+        candidate, n = path.with_name(f"{path.stem}-{slug}{path.suffix or '.json'}"), 1
+        while candidate in paths:
+            n += 1
+            candidate = path.with_name(f"{path.stem}-{slug}-{n}{path.suffix or '.json'}")
+        paths.append(candidate)
+    return paths
+
+
+def write_json(results: list[EvalResult], path: Path) -> list[Path]:
+    """Each result as clip_benchmark's object, in the files `json_paths` names; returns those paths."""
+    paths = json_paths(results, path)
+    for result, target in zip(results, paths, strict=True):
+        atomic.write_text(target, json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    return paths
 
 
 def format_table(results: list[EvalResult]) -> str:

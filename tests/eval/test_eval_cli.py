@@ -31,8 +31,12 @@ def test_zero_shot_synthetic_two_models_side_by_side(tiny_model, synthetic_dir, 
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[1].split()
     assert header == ["metric", str(tiny_model), str(tiny_model)]
-    records = json.loads(output.read_text())
+    # one clip_benchmark object per model, beside --output (clip_benchmark build reads one per file)
+    written = sorted(tmp_path.glob("zs-*.json"))  # zs-<model>.json and zs-<model>-2.json
+    assert len(written) == 2 and not output.exists()
+    records = [json.loads(p.read_text()) for p in written]
     assert [r["dataset"] for r in records] == ["synthetic", "synthetic"]
+    assert all(r["pretrained"] == str(tiny_model.resolve()) for r in records)
     metrics = records[0]["metrics"]
     for attribute, classes in (("colour", 8), ("shape", 6), ("count", 4), ("composition", None), ("relation", 4)):
         assert 0.0 <= metrics[f"{attribute}/acc1"] <= 1.0
