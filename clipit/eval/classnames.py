@@ -1,7 +1,8 @@
 """Class names and prompt templates for zero-shot evaluation: download, cache, checksum, parse.
 
 Defaults are CLIP_benchmark's Italian files (MIT license, Copyright (c) 2022 Mehdi Cherti), pinned to
-one commit and checked against a sha256, downloaded once into the cache folder and never shipped with
+one commit and checked against a sha256: read from an installed `clip-benchmark` package when it ships
+them with that checksum (no network), else downloaded once into the cache folder; never shipped with
 clipit. Users can instead pass files in either of two forms:
 
 - CLIP_benchmark JSON: an object `{"<dataset>": [...]}` (class names, or templates with `{c}`);
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import io
 import json
 import urllib.error
@@ -43,6 +45,33 @@ TEMPLATES_FILE = PinnedFile(
 )
 TSV_COLUMN = "query_short_translated"
 DOWNLOAD_TIMEOUT_S = 30
+
+
+def locate_pinned(file: PinnedFile, cache_dir: Path, *, base_url: str = CLIP_BENCHMARK_BASE_URL) -> Path:
+    """The installed clip-benchmark package's copy of `file` when its sha256 is the pinned one, else
+    `fetch_pinned` (cache, then download). Another version's different file is not used: the numbers
+    would no longer be comparable with the pinned lists'."""
+    packaged = packaged_copy(file)
+    if packaged is not None:
+        return packaged
+    return fetch_pinned(file, cache_dir, base_url=base_url)
+
+
+def packaged_copy(file: PinnedFile) -> Path | None:
+    """clip_benchmark/datasets/<name> of the installed package, when present and pinned-identical.
+
+    The package folder is found without importing it (its modules import torchvision)."""
+    spec = importlib.util.find_spec("clip_benchmark")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / "datasets" / file.name
+        try:
+            if _sha256(candidate.read_bytes()) == file.sha256:
+                return candidate
+        except OSError:
+            continue
+    return None
 
 
 def fetch_pinned(file: PinnedFile, cache_dir: Path, *, base_url: str = CLIP_BENCHMARK_BASE_URL) -> Path:

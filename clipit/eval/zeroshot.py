@@ -74,14 +74,15 @@ def imagenet_task(
     cache_dir: Path,
     base_url: str = names.CLIP_BENCHMARK_BASE_URL,
 ) -> Task:
-    """ImageNet-IT: class names and templates from the given files or CLIP_benchmark's (downloaded once)."""
-    classnames_path = classnames or names.fetch_pinned(names.CLASSNAMES_FILE, cache_dir, base_url=base_url)
+    """ImageNet-IT: class names and templates from the given files or CLIP_benchmark's (the installed
+    package's copy, else downloaded once)."""
+    classnames_path = classnames or names.locate_pinned(names.CLASSNAMES_FILE, cache_dir, base_url=base_url)
     class_list = names.read_classnames(classnames_path, IMAGENET_KEY)
     if templates is not None:
         template_list = names.read_templates(templates, IMAGENET_KEY)
     else:
         template_list = names.default_templates_for(classnames) or names.read_templates(
-            names.fetch_pinned(names.TEMPLATES_FILE, cache_dir, base_url=base_url), IMAGENET_KEY
+            names.locate_pinned(names.TEMPLATES_FILE, cache_dir, base_url=base_url), IMAGENET_KEY
         )
     wnids = names.read_wnids(classnames_path)
     if labels is not None:

@@ -134,3 +134,38 @@ def test_config_default_url_is_the_pinned_one():
     from clipit.config.eval import EvalConfig
 
     assert EvalConfig().classnames_url == classnames.CLIP_BENCHMARK_BASE_URL
+
+
+def _fake_package(root: Path, files: dict[str, bytes]) -> Path:
+    """A clip_benchmark package folder on sys.path holding only its datasets/ files."""
+    package = root / "clip_benchmark"
+    (package / "datasets").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for name, data in files.items():
+        (package / "datasets" / name).write_bytes(data)
+    return package
+
+
+@pytest.mark.parametrize("pinned", [classnames.CLASSNAMES_FILE, classnames.TEMPLATES_FILE])
+def test_installed_package_copy_is_read_without_network(pinned, tmp_path, monkeypatch):
+    package = _fake_package(tmp_path / "site", {pinned.name: (SHARED / pinned.name).read_bytes()})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    unreachable = "http://127.0.0.1:9/datasets/"  # port 9: nothing listens; any download would fail
+    path = classnames.locate_pinned(pinned, tmp_path / "cache", base_url=unreachable)
+    assert path == package / "datasets" / pinned.name
+    assert not (tmp_path / "cache").exists()  # nothing downloaded or cached
+
+
+def test_a_packaged_file_with_another_checksum_is_not_used(server, tmp_path, monkeypatch):
+    _fake_package(tmp_path / "site", {"it_classnames.json": b'{"imagenet1k": ["altro"]}'})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    path = classnames.locate_pinned(classnames.CLASSNAMES_FILE, tmp_path / "cache", base_url=server.url)
+    assert path.is_relative_to(tmp_path / "cache") and len(server.requests) == 1  # the pinned download
+
+
+def test_the_installed_clip_benchmark_ships_the_pinned_files(tmp_path):
+    from tests.eval.clip_benchmark_code import package_dir
+
+    for pinned in (classnames.CLASSNAMES_FILE, classnames.TEMPLATES_FILE):
+        path = classnames.locate_pinned(pinned, tmp_path / "cache", base_url="http://127.0.0.1:9/datasets/")
+        assert path == package_dir() / "datasets" / pinned.name
