@@ -64,6 +64,6 @@ def build_shards(
     summary = shards.run(section)
     save_resolved(cfg, section.out)
     Console(highlight=False).print(shards.summary_table(summary))
-    for split in ("train", "val"):
-        typer.echo(f"{split}: {summary['images'][split]} images, {summary[split]} caption rows")
+    for line in shards.summary_lines(summary):
+        typer.echo(line)
     typer.echo(f"{summary['ok']} rows in {sum(len(v) for v in summary['shards'].values())} shards: {Path(section.out)}")

@@ -101,7 +101,10 @@ def build_index(entries: list[Path], max_distance: int) -> ExcludeIndex:
     digest = hashlib.sha256(
         "\n".join([str(max_distance), *sorted(shas), *(str(h) for h in phash.tolist())]).encode()
     ).hexdigest()
-    return ExcludeIndex(frozenset(shas), phash, max_distance, len(images), digest, tuple(str(e) for e in entries))
+    return ExcludeIndex(
+        sha256=frozenset(shas), phash=phash, max_distance=max_distance, images=len(images), digest=digest,
+        entries=tuple(str(e) for e in entries),
+    )
 
 
 def _entry_images(entry: Path) -> list[tuple[list[str], bytes | None]]:
@@ -128,9 +131,12 @@ def _manifest_images(path: Path) -> list[tuple[list[str], bytes | None]]:
         raise ConfigError(f"build-shards --exclude {path}: {exc}", "pass a manifest written by clipit") from None
     source = locate.SourceImages(path.parent)
     found: list[tuple[list[str], bytes | None]] = []
+    seen: set[tuple] = set()
     for row in table.to_pylist():
-        if row["status"] != manifest.STATUS_OK:
-            continue
+        place = (row["image_sha256"], row["shard"], row["index"])
+        if row["status"] != manifest.STATUS_OK or place in seen:
+            continue  # an image with several captions is one image
+        seen.add(place)
         location = source.locate(row["shard"], row["index"])
         data = None
         if not isinstance(location, str):  # else (e.g. a Parquet training shard) only its hash is compared

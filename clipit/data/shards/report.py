@@ -70,10 +70,16 @@ def summary_table(summary: dict) -> Table:
             table.add_row(f"{count} images", *(str(c["images"][count]) for _, c in columns))
     for reason in sorted(summary["filtered"]):
         table.add_row(f"filtered: {reason}", *(str(c["filtered"].get(reason, 0)) for _, c in columns))
+    return table
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """Plain lines under the table: each split's images and caption rows, and what --exclude removed."""
+    lines = [f"{s}: {summary['images'][s]} images, {summary[s]} caption rows" for s in manifest.SPLITS]
     overlap = summary.get("eval_overlap") or {}
     if overlap.get("exclude_images"):
-        table.caption = (
+        lines.append(
             f"eval_overlap: {overlap['rows']} rows removed ({overlap['same_bytes']} same bytes, "
             f"{overlap['near_duplicate']} near-duplicates) against {overlap['exclude_images']} evaluation images"
         )
-    return table
+    return lines
