@@ -41,7 +41,15 @@ def test_kill_then_resume_reaches_the_uninterrupted_parameters(tiny_shards, tmp_
     assert first.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     assert not (out / "checkpoints" / str(HEADS + FULL)).exists()
 
-    second = _train(out, tiny_shards, "--resume")
+    # the resume names only the run folder, from another working directory: its saved config is the run
+    second = subprocess.Popen(
+        [*CLIPIT, "train", "--out", str(out), "--resume"],
+        cwd=tmp_path,
+        env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, stderr = second.communicate(timeout=400)
     assert second.returncode == 0, stderr[-3000:]
     assert "resuming" in stderr
