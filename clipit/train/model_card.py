@@ -20,7 +20,9 @@ DEFAULT_LICENSE = "other"  # the weights inherit the licenses of the data and ba
 HUB_DATASETS = {"cc3m": "google-research-datasets/conceptual_captions", "wit": "google/wit"}
 
 
-def render_card(config: Config, run_dir: str | Path, step: int | None, *, license: str = DEFAULT_LICENSE) -> str:
+def render_card(
+    config: Config, run_dir: str | Path, step: int | None, *, license: str = DEFAULT_LICENSE
+) -> str:
     """The README.md text for the export of `run_dir` at checkpoint `step` (None: the end of training)."""
     metrics = _metrics_at(run_dir, step)
     header = {
@@ -59,7 +61,13 @@ def render_card(config: Config, run_dir: str | Path, step: int | None, *, licens
         ),
     ]
     if metrics:
-        lines += ["", "## Evaluation", "", f"Measured by the run at step {metrics['step']} on its validation split.", ""]
+        lines += [
+            "",
+            "## Evaluation",
+            "",
+            f"Measured by the run at step {metrics['step']} on its validation split.",
+            "",
+        ]
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in metrics["values"].items()]
     return "\n".join(lines) + "\n"
@@ -76,7 +84,9 @@ def _metrics_at(run_dir: str | Path, step: int | None) -> dict[str, Any] | None:
     values = {
         f"{row['split']}/{k}" if row["split"] != "val" else k: float(v)
         for k, v in row.items()
-        if k not in ("phase", "step", "split", "time") and isinstance(v, int | float) and not isinstance(v, bool)
+        if k not in ("phase", "step", "split", "time")
+        and isinstance(v, int | float)
+        and not isinstance(v, bool)
     }
     return {"step": row["step"], "values": values} if values else None
 

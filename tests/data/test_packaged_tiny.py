@@ -40,7 +40,9 @@ def test_packaged_configs_by_name_from_any_folder(tmp_path):
     config = tomllib.loads(shown.stdout)
     assert config["train"]["batch_size"] == 128 and "tokenizer" not in config["model"]
     shown = clipit(tmp_path, "config", "show", "--config", "clip-italian")
-    assert shown.returncode == 0 and tomllib.loads(shown.stdout)["model"]["max_text_length"] == 96, shown.stderr
+    assert shown.returncode == 0 and tomllib.loads(shown.stdout)["model"]["max_text_length"] == 96, (
+        shown.stderr
+    )
 
     made = clipit(tmp_path, "init", "proj", "--preset", "tiny")
     assert made.returncode == 0, made.stderr

@@ -22,7 +22,9 @@ CLIPIT = [sys.executable, "-m", "clipit.cli.main"]
 
 def export(*args: str, umask: str = "022") -> subprocess.CompletedProcess:
     command = shlex.join([*CLIPIT, "export", *args])
-    return subprocess.run(["sh", "-c", f"umask {umask} && exec {command}"], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["sh", "-c", f"umask {umask} && exec {command}"], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_export_best_follows_the_umask_and_carries_length_and_card(tiny_run, tmp_path):

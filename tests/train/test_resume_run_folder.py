@@ -36,19 +36,33 @@ def test_resume_from_the_run_folder_alone_and_maths_flags_refused(tiny_shards, t
     ]
     start = tmp_path / "start"
     start.mkdir()
-    first = clipit(start, "train", "--data", str(tiny_shards), "--out", str(run_dir), *[a for i in items for a in ("--set", i)])
+    first = clipit(
+        start,
+        "train",
+        "--data",
+        str(tiny_shards),
+        "--out",
+        str(run_dir),
+        *[a for i in items for a in ("--set", i)],
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     resolved = run_dir / "config.resolved.toml"
     saved = tomllib.loads(resolved.read_text())
     # --data/--out are part of the run's record, as absolute paths
-    assert saved["train"]["data"] == str(tiny_shards.absolute()) and saved["train"]["out"] == str(run_dir.absolute())
+    assert saved["train"]["data"] == str(tiny_shards.absolute()) and saved["train"]["out"] == str(
+        run_dir.absolute()
+    )
 
-    before = {p: p.read_bytes() for p in (resolved, run_dir / "export" / "config.json", run_dir / "metrics.jsonl")}
+    before = {
+        p: p.read_bytes() for p in (resolved, run_dir / "export" / "config.json", run_dir / "metrics.jsonl")
+    }
     cwd = elsewhere(tmp_path)
     refused = clipit(cwd, "train", "--out", str(run_dir), "--resume", "--set", "model.projection_dim=32")
     assert refused.returncode == 2, refused.stderr[-3000:]
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "model.projection_dim" in lines[0] and "16" in lines[0] and "32" in lines[0], lines
+    assert len(lines) == 1 and "model.projection_dim" in lines[0] and "16" in lines[0] and "32" in lines[0], (
+        lines
+    )
     assert {p: p.read_bytes() for p in before} == before  # nothing rewritten: the run still loads
 
     moved = clipit(cwd, "train", "--out", str(run_dir), "--resume", "--data", str(tmp_path / "other"))
