@@ -9,7 +9,8 @@ folder that is not clipit's those names may be someone else's files, so the rule
   folder before doing any work: exit 2 with a one-line error, nothing touched.
 - Inside a clipit folder, clean-up deletes only names clipit makes: `.clipit-*.tmp` temporaries
   (`atomic.remove_stale_temporaries`; only clipit's atomic writes make such names) and each command's
-  own output names (build-shards: shard files whose Parquet metadata has clipit's shard version).
+  own output names (build-shards: shard files, unless one is a readable Parquet file without clipit's
+  shard version, which stops the build instead).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def _has_our_version(path: Path, key: bytes) -> bool:
         return False
 
 
-def is_our_parquet(path: str | os.PathLike, key: bytes) -> bool:
-    """Whether `path` is a Parquet file that clipit wrote with version key `key` (any version)."""
-    return _has_our_version(Path(path), key)
+def is_foreign_parquet(path: str | os.PathLike, key: bytes) -> bool:
+    """Whether `path` is a readable Parquet file without clipit's version key `key`: another tool's file.
+
+    A file whose footer cannot be read is not called foreign: in a clipit folder it is a damaged file
+    of clipit's (clipit writes atomically, so a kill never leaves one) and is rebuilt.
+    """
+    try:
+        return key not in (pq.read_schema(path).metadata or {})
+    except (OSError, pa.ArrowException):
+        return False

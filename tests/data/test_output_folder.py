@@ -77,3 +77,8 @@ def test_a_rerun_in_a_clipit_folder_deletes_only_clipit_files(synthetic_source, 
     names = {p.name for p in out.iterdir()}
     assert {"notes.tmp", ".draft.tmp"} <= names  # not ours: kept
     assert not names & {"train-00099.parquet", ".clipit-manifest.parquet.x1.tmp", ".clipit-zeroshot.x2.tmp"}
+
+    good = (out / "train-00000.parquet").read_bytes()
+    (out / "train-00000.parquet").write_bytes(good[: len(good) // 2])  # footer lost: a damaged shard of ours
+    assert runner.invoke(app, build).exit_code == 0
+    assert (out / "train-00000.parquet").read_bytes() == good  # rebuilt, not refused

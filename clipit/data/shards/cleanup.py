@@ -3,7 +3,8 @@
 `check_out` runs before any work: the output folder must be clipit's (see `clipit.data.output_folder`)
 and every file named like a shard in it must be one clipit wrote, since `remove_stale` deletes the
 shards the current plan does not name (an earlier build's shards would otherwise be read as part of
-this one). A file named `train-00042.parquet` that is not a clipit shard stops the build instead.
+this one). A file named `train-00042.parquet` that is another tool's Parquet file (readable, without
+clipit's shard version) stops the build instead; an unreadable one is a damaged shard and is rebuilt.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _SHARD_NAME = re.compile(r"^(train|val)-\d{5}\.parquet$")
 def check_out(out: Path) -> None:
     output_folder.check_ours(out, OPTION)
     for path in _shard_named(out):
-        if not output_folder.is_our_parquet(path, shard_format.VERSION_KEY):
+        if output_folder.is_foreign_parquet(path, shard_format.VERSION_KEY):
             raise output_folder.NotOurFolderError(
                 f"{OPTION}: {path} is named like a shard but is not one clipit wrote",
                 "move it out of the folder, or choose another folder",
@@ -34,7 +35,7 @@ def remove_stale(out: Path, records: Path, planned: set[str]) -> None:
     atomic.remove_stale_temporaries(out)
     atomic.remove_stale_temporaries(records)
     for path in _shard_named(out):
-        if path.name not in planned and output_folder.is_our_parquet(path, shard_format.VERSION_KEY):
+        if path.name not in planned and not output_folder.is_foreign_parquet(path, shard_format.VERSION_KEY):
             path.unlink()
     for path in records.glob("*.json"):
         if path.name.removesuffix(".json") not in planned:
