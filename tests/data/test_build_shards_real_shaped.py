@@ -80,6 +80,12 @@ def test_a_mix_of_sources_puts_no_image_in_two_splits(sources, tmp_path, dedup):
 
 
 def test_every_source_alone_agrees_with_its_own_split_and_keeps_every_caption(sources, tmp_path):
+    # download mscoco-it: the dev file's images are val on purpose, every caption of an image in one split
+    source_rows = manifest.read(sources.mscoco).to_pylist()
+    dev = [r for r in source_rows if manifest.meta_of(r)["file"] == real_shaped.DEV_FILE]
+    assert len(dev) == 5 * len(DEV_IDS) and all(r["split"] == "val" and r["split_fixed"] for r in dev)
+    assert not any(r["split_fixed"] for r in source_rows if r not in dev)
+    assert all(len(s) == 1 for s in splits_by_image(source_rows).values())
     for folder, images, captions in ((sources.mscoco, 16, 80), (sources.cc3m, 7, 7), (sources.wit, 4, 7)):
         out = tmp_path / folder.name
         summary = shards.run(SETTINGS, out, [folder])
