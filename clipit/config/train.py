@@ -84,6 +84,12 @@ class TrainConfig(Section):
     data: Path = Field(Path("shards"), description="Shards folder made by build-shards.")
     out: Path = Field(Path("runs/clipit"), description="Run folder: checkpoints, metrics, export.")
     batch_size: int = Field(256, ge=1, description="Global batch (all devices and hosts together).")
+    micro_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Encode the global batch in micro-batches of this many rows (GradCache): less memory, "
+        "the same update (all negatives kept). Divides batch_size and is a multiple of the device count.",
+    )
     seed: int = Field(0, ge=0, description="Seed of init, data order and augmentation.")
     loss: Literal["infonce", "siglip"] = Field("infonce", description="Contrastive loss.")
     learn_logit_scale: bool = Field(True, description="Learn the logit scale (else fixed at init).")
@@ -102,3 +108,12 @@ class TrainConfig(Section):
     keep_checkpoints: int = Field(3, ge=1, description="Latest checkpoints kept (plus the best).")
     export: bool = Field(True, description="Write the HF export into RUN_DIR/export at the end.")
     distributed: DistributedSettings = Field(default_factory=DistributedSettings)
+
+    @model_validator(mode="after")
+    def _micro_batch_divides(self) -> TrainConfig:
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"train.micro_batch_size {self.micro_batch_size} does not divide train.batch_size "
+                f"{self.batch_size}: use a divisor of it"
+            )
+        return self

@@ -21,7 +21,7 @@ import optax
 from jax.sharding import Mesh
 
 from clipit.config.train import TrainConfig
-from clipit.train import losses
+from clipit.train import gradcache, losses
 from clipit.train.mesh import replicated
 from clipit.train.model_state import ModelParts, Params
 from clipit.train.optim import learning_rate
@@ -65,27 +65,43 @@ def contrastive_loss(train: TrainConfig, image, text, log_scale, loss_params, ca
 def make_train_step(
     parts: ModelParts, plan: PhasePlan, train: TrainConfig, tx: optax.GradientTransformation, mesh: Mesh
 ) -> Callable[[State, dict], tuple[State, dict]]:
+    """One optimizer step; with `train.micro_batch_size` the gradient comes from GradCache (same update)."""
+    gradcache.check_micro_batch_size(train, mesh)
     trainable = sorted(plan.trainable)
+    key_names = {k for k, is_key in parts.rest_is_key.items() if is_key}
 
     def step(state: State, batch: dict) -> tuple[State, dict]:
         params = state["params"]
         frozen = {k: v for k, v in params.items() if k not in plan.trainable}
 
-        def loss_fn(opt_params):
-            model_params = {**frozen, **{k: opt_params[k] for k in trainable}}
+        def model_params_of(opt_params):
+            return {**frozen, **{k: opt_params[k] for k in trainable}}
+
+        def encode(opt_params, rest, rows):
+            model = parts.merge(model_params_of(opt_params), rest)
+            embeddings = embed_batch(model, rows, train_vision=not plan.vision_frozen, train_text=not plan.text_frozen)
+            return embeddings, parts.split_rest(model)
+
+        def head(opt_params, embeddings, rows):
             loss_params = {k[len("loss/"):]: v for k, v in opt_params.items() if k.startswith("loss/")}
-            model = parts.merge(model_params, state["rest"])
-            image, text = embed_batch(
-                model, batch, train_vision=not plan.vision_frozen, train_text=not plan.text_frozen
-            )
-            loss, _, scale = contrastive_loss(
-                train, image, text, model_params["logit_scale"], loss_params, batch.get("caption_id")
-            )
-            return loss, (scale, parts.split_rest(model))
+            log_scale = model_params_of(opt_params)["logit_scale"]
+            loss, _, scale = contrastive_loss(train, *embeddings, log_scale, loss_params, rows.get("caption_id"))
+            return loss, scale
+
+        def loss_fn(opt_params):
+            embeddings, rest = encode(opt_params, state["rest"], batch)
+            loss, scale = head(opt_params, embeddings, batch)
+            return loss, (scale, rest)
 
         opt_params = {k: params[k] for k in trainable}
         opt_params.update({f"loss/{k}": v for k, v in state["loss_params"].items()})
-        (loss, (scale, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(opt_params)
+        if train.micro_batch_size is None or train.micro_batch_size == train.batch_size:
+            (loss, (scale, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(opt_params)
+        else:
+            (loss, (scale, rest)), grads = gradcache.value_and_grad(
+                encode, head, opt_params, state["rest"], batch,
+                micro_batch_size=train.micro_batch_size, mesh=mesh, key_names=key_names,
+            )  # fmt: skip
         updates, opt_state = tx.update(grads, state["opt"], opt_params)
         lr = learning_rate(
             state["phase_step"], peak=plan.lr, warmup_steps=plan.warmup_steps, total_steps=plan.steps, end=plan.end_lr
