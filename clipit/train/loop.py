@@ -27,6 +27,7 @@ from clipit.models.export import export_hf
 from clipit.train import checkpoint as ckpt
 from clipit.train.cache import build_cache
 from clipit.train.feeds import CacheFeed, LoaderFeed, shard_loader
+from clipit.train.gradcache import check_micro_batch_size
 from clipit.train.mesh import (
     check_batch_size,
     data_mesh,
@@ -72,6 +73,7 @@ def train_and_evaluate(
     init_distributed(train.distributed)
     mesh = data_mesh(devices)
     check_batch_size(train.batch_size, mesh)
+    check_micro_batch_size(train, mesh)
     train_rows = count_rows(data_dir, "train")
     if train_rows == 0:
         raise DataError(f"{data_dir}: no train rows", "run `clipit build-shards` into this folder first")
