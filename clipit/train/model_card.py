@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from clipit.config import Config
-from clipit.data.shard_format import SUMMARY_NAME
+from clipit.data.shard_format import SUMMARY_NAME, list_shards
 from clipit.train.metrics import read_metrics
 
 DEFAULT_LICENSE = "other"  # the weights inherit the licenses of the data and base models: the user states it
@@ -34,7 +34,7 @@ def render_card(
         "datasets": _datasets(Path(config.train.data)),
         "base_model": _base_models(config),
     }
-    lines = ["---", *_yaml(header), "---", "", f"# {Path(run_dir).name}", ""]
+    lines = ["---", *_yaml(header), "---", "", f"# {Path(run_dir).resolve().name}", ""]
     lines += [
         f"A CLIP model for `{config.translate.to}` trained with clipit: an HF VisionTextDualEncoder "
         f"({config.model.projection_dim}-d embeddings, {config.model.vision.image_size} px images, "
@@ -65,7 +65,8 @@ def render_card(
             "",
             "## Evaluation",
             "",
-            f"Measured by the run at step {metrics['step']} on its validation split.",
+            f"Measured by the run at step {metrics['step']} on its validation split "
+            "(loss and in-batch retrieval recall over train.val_batches batches).",
             "",
         ]
         lines += ["| metric | value |", "|---|---|"]
@@ -92,11 +93,21 @@ def _metrics_at(run_dir: str | Path, step: int | None) -> dict[str, Any] | None:
 
 
 def _datasets(data_dir: Path) -> list[str]:
+    """The sources of the shards the run trained on: build-shards' summary, else the shards' `source` column."""
     try:
-        summary = json.loads((data_dir / SUMMARY_NAME).read_text(encoding="utf-8"))
+        names = list(json.loads((data_dir / SUMMARY_NAME).read_text(encoding="utf-8")).get("per_source", {}))
     except (OSError, ValueError):
-        return []
-    return [HUB_DATASETS.get(name, name) for name in summary.get("per_source", {})]
+        names = []
+    if not names and data_dir.is_dir():
+        import pyarrow.parquet as pq
+
+        for path in list_shards(data_dir, "train"):
+            try:
+                column = pq.read_table(path, columns=["source"]).column("source").to_pylist()
+            except (OSError, ValueError, KeyError):
+                continue
+            names += [n for n in dict.fromkeys(column) if n and n not in names]
+    return [HUB_DATASETS.get(name, name) for name in names]
 
 
 def _base_models(config: Config) -> list[str]:

@@ -70,6 +70,7 @@ def test_export_best_follows_the_umask_and_carries_length_and_card(tiny_run, tmp
     meta = yaml.safe_load(header)
     assert meta["language"] == ["it"] and meta["license"] == "apache-2.0"
     assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "zero-shot-image-classification"
+    assert meta["datasets"] == ["synthetic"]  # the sources of the shards the run trained on
     assert f"step {best}" in body and f"| loss | {losses[best]:.4f} |" in body
 
 
