@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,30 +85,34 @@ def build_index(entries: list[Path], max_distance: int) -> ExcludeIndex:
     """Read every exclude entry; a missing one, or one with no image, is a one-line error."""
     if not entries:
         return ExcludeIndex(max_distance=max_distance)
-    images: list[bytes | None] = []
+    images = 0
     shas: set[str] = set()
+    hashes: list[int] = []
     for entry in entries:
-        found = _entry_images(Path(entry))
+        found = 0
+        for names, data in _entry_images(Path(entry)):  # one image in memory at a time
+            found += 1
+            shas.update(names)
+            value = hash_bytes(data) if data is not None else None
+            if value is not None:
+                hashes.append(value)
         if not found:
             raise ConfigError(
                 f"build-shards --exclude {entry}: no images found there",
                 "pass an image folder, a source folder with manifest.parquet, or a manifest file",
             )
-        for names, data in found:
-            shas.update(names)
-            images.append(data)
-    hashes = [h for h in (hash_bytes(data) for data in images if data is not None) if h is not None]
+        images += found
     phash = np.unique(np.array(hashes, dtype=np.uint64))
     digest = hashlib.sha256(
         "\n".join([str(max_distance), *sorted(shas), *(str(h) for h in phash.tolist())]).encode()
     ).hexdigest()
     return ExcludeIndex(
-        sha256=frozenset(shas), phash=phash, max_distance=max_distance, images=len(images), digest=digest,
+        sha256=frozenset(shas), phash=phash, max_distance=max_distance, images=images, digest=digest,
         entries=tuple(str(e) for e in entries),
     )
 
 
-def _entry_images(entry: Path) -> list[tuple[list[str], bytes | None]]:
+def _entry_images(entry: Path) -> Iterator[tuple[list[str], bytes | None]]:
     """([SHA-256...], bytes) of each image of one exclude entry (bytes None where only a hash is known)."""
     if entry.is_dir() and (entry / manifest.MANIFEST_NAME).is_file():
         entry = entry / manifest.MANIFEST_NAME
@@ -115,22 +120,21 @@ def _entry_images(entry: Path) -> list[tuple[list[str], bytes | None]]:
         return _manifest_images(entry)
     if entry.is_dir():
         files = sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        return [_with_sha(p.read_bytes()) for p in files]
+        return (_read_file(p) for p in files)
     if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES:
-        return [_with_sha(entry.read_bytes())]
+        return iter([_read_file(entry)])
     raise ConfigError(
         f"build-shards --exclude {entry}: no such folder or manifest",
         "pass an image folder, a source folder with manifest.parquet, or a manifest file",
     )
 
 
-def _manifest_images(path: Path) -> list[tuple[list[str], bytes | None]]:
+def _manifest_images(path: Path) -> Iterator[tuple[list[str], bytes | None]]:
     try:
         table = manifest.read(path)
     except ManifestError as exc:
         raise ConfigError(f"build-shards --exclude {path}: {exc}", "pass a manifest written by clipit") from None
     source = locate.SourceImages(path.parent)
-    found: list[tuple[list[str], bytes | None]] = []
     seen: set[tuple] = set()
     for row in table.to_pylist():
         place = (row["image_sha256"], row["shard"], row["index"])
@@ -148,11 +152,13 @@ def _manifest_images(path: Path) -> list[tuple[list[str], bytes | None]]:
         names = {row["image_sha256"]} if row["image_sha256"] else set()
         if data is not None:
             names.add(hashlib.sha256(data).hexdigest())
-        names = sorted(names)
         if names:
-            found.append((names, data))
-    return found
+            yield sorted(names), data
 
 
-def _with_sha(data: bytes) -> tuple[list[str], bytes]:
+def _read_file(path: Path) -> tuple[list[str], bytes]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # an eval image we cannot read is one we cannot keep out of training
+        raise ConfigError(f"build-shards --exclude: cannot read {path}: {exc.strerror}", "fix its permissions") from None
     return [hashlib.sha256(data).hexdigest()], data
