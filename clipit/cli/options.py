@@ -16,7 +16,7 @@ from clipit.config import Config, load_config, validate_config
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML config file (default: ./clipit.toml when present).", show_default=False),
+    typer.Option("--config", "-c", help="TOML config file, or a packaged one by name: tiny, clip-italian (default: ./clipit.toml when present).", show_default=False),
 ]
 SetOpt = Annotated[
     list[str] | None,

@@ -43,9 +43,9 @@ def train(
     Examples:
       clipit download synthetic --out sources/synthetic && clipit build-shards --out shards sources/synthetic
       clipit train --config tiny --data shards --out runs/tiny
-      clipit train --out runs/tiny --resume      # after an interruption: the run folder's own config
-      clipit train --config configs/clip-italian.toml --set train.batch_size=512
-      clipit train --config configs/clip-italian.toml --list-params
+      clipit train --out runs/tiny --resume    # after an interruption: the run folder is enough
+      clipit train --config clip-italian --set train.batch_size=512
+      clipit train --config clip-italian --list-params
     """
     cfg = _resume_config(ctx, out, config, set_) if resume else None
     cfg = cfg if cfg is not None else load(ctx, config, set_)
