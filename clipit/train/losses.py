@@ -61,24 +61,35 @@ def siglip(
     return loss, logits
 
 
-def retrieval_hits(logits: jax.Array, caption_id: jax.Array | None, ks: tuple[int, ...] = (1, 5)) -> dict:
+def retrieval_hits(
+    logits: jax.Array, caption_id: jax.Array | None, ks: tuple[int, ...] = (1, 5), image_id: jax.Array | None = None
+) -> dict:
     """In-batch recall@k with `clipit eval`'s rule and ranking code (clipit.eval.metrics).
 
-    `logits[i, j]` scores image i against caption j. Identical captions (equal `caption_id`) are one
-    text whose positives are every image of the batch that has it: `i2t_r@k` is the share of images
-    with one of their texts in the top k, each repeated caption counted once as a candidate;
-    `t2i_r@k` the share of texts (not captions) with one of their images in the top k. Ties count
-    against the query, as in eval.
+    `logits[i, j]` scores row i's image against row j's caption. Identical captions (equal
+    `caption_id`) are one text, and rows showing the same image (equal `image_id`; without it every
+    row is its own image) are one image; a text's positives are every image it is paired with in the
+    batch. `i2t_r@k` is the share of images with one of their texts in the top k of the batch's texts,
+    `t2i_r@k` the share of texts with one of their images in the top k of its images; each text and
+    image is counted once, as a query and as a candidate. Ties count against the query, as in eval.
     """
     batch = logits.shape[0]
-    ids = jnp.arange(batch) if caption_id is None else caption_id
-    same = ids[:, None] == ids[None, :]
-    # a text is represented by its first caption in the batch; later copies are the same text
-    first = ~jnp.any(same & (jnp.arange(batch)[None, :] < jnp.arange(batch)[:, None]), axis=1)
-    i2t = ranks_from_scores(logits, same & first[None, :], first)
-    t2i = ranks_from_scores(logits.T, same, None)
+    rows = jnp.arange(batch)
+    same_text = _same(rows if caption_id is None else caption_id)
+    same_image = _same(rows if image_id is None else image_id)
+    # a text (an image) is represented by its first row in the batch; later rows are copies of it
+    first_text = ~jnp.any(same_text & (rows[None, :] < rows[:, None]), axis=1)
+    first_image = ~jnp.any(same_image & (rows[None, :] < rows[:, None]), axis=1)
+    # image of row i pairs with text of row j when some row r shows that image with that text
+    paired = (same_image.astype(jnp.float32) @ same_text.astype(jnp.float32)) > 0
+    i2t = ranks_from_scores(logits, paired & first_text[None, :], first_text)
+    t2i = ranks_from_scores(logits.T, paired.T & first_image[None, :], first_image)
     out = {}
     for k in ks:
-        out[f"i2t_r@{k}"] = jnp.mean(i2t <= k)
-        out[f"t2i_r@{k}"] = jnp.sum((t2i <= k) & first) / jnp.sum(first)
+        out[f"i2t_r@{k}"] = jnp.sum((i2t <= k) & first_image) / jnp.sum(first_image)
+        out[f"t2i_r@{k}"] = jnp.sum((t2i <= k) & first_text) / jnp.sum(first_text)
     return out
+
+
+def _same(ids: jax.Array) -> jax.Array:
+    return ids[:, None] == ids[None, :]

@@ -128,7 +128,8 @@ def make_eval_step(parts: ModelParts, train: TrainConfig, mesh: Mesh) -> Callabl
         image, text = embed_batch(model, batch, train_vision=False, train_text=False)
         ids = batch.get("caption_id")
         loss, logits, _ = contrastive_loss(train, image, text, params["logit_scale"], loss_params, ids)
-        return {"loss": loss, **losses.retrieval_hits(logits, ids)}  # an identical caption is a hit
+        # identical captions are one text, rows of one image one image (as in clipit eval)
+        return {"loss": loss, **losses.retrieval_hits(logits, ids, image_id=batch.get("image_id"))}
 
     jitted = jax.jit(step, out_shardings=replicated(mesh))
     # only what the forward pass reads: the optimizer state's structure changes between phases

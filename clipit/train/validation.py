@@ -8,11 +8,13 @@ instance `data.shards.val_fraction = 0`) says "no validation" once. Each note is
 
 from __future__ import annotations
 
+import hashlib
 import math
 import weakref
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from clipit.config import Config
 from clipit.console import info, warn
@@ -63,6 +65,7 @@ def validate(config: Config, data_dir: Path, tokenizer, eval_step, state, mesh) 
     batches = 0
     try:
         for local in full_batches(loader):
+            local["image_id"] = image_ids(local["pixel_values"])
             for key, value in to_host(eval_step(state, put_batch(mesh, local))).items():
                 totals[key] = totals.get(key, 0.0) + float(value)
             batches += 1
@@ -74,6 +77,16 @@ def validate(config: Config, data_dir: Path, tokenizer, eval_step, state, mesh) 
         warn(f"no validation at this step: no val batch of {data_dir} was complete (unreadable rows?)")
         return None
     return {k: v / batches for k, v in totals.items()}
+
+
+def image_ids(pixels: np.ndarray) -> np.ndarray:
+    """An id per row from its pixels: rows showing one image (its several captions) get equal ids, so
+    the in-batch recalls count that image once (validation pixels are not augmented)."""
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=8).digest(), "little") >> 1
+         for row in pixels],
+        dtype=np.int64,
+    )
 
 
 def _once(eval_step, say, message: str) -> None:

@@ -104,6 +104,29 @@ def test_retrieval_hits_equal_eval_metrics_with_duplicates_and_ties():
     assert {k: float(v) for k, v in jitted.items()} == pytest.approx({k: float(v) for k, v in hits.items()})
 
 
+def test_retrieval_hits_treat_rows_of_one_image_as_one_image():
+    # Several captions of one image in a batch (image_id equal): one image, not copies that tie with it.
+    rng = np.random.default_rng(6)
+    image_group = np.array([0, 0, 1, 2, 2, 2, 3, 4])  # which image each row shows
+    ids = np.array([10, 11, 12, 13, 11, 14, 12, 15])  # captions 11 and 12 belong to two images each
+    images = np.round(_unit(rng, 5, 4), 1)
+    texts = {i: np.round(_unit(rng, 1, 4), 1)[0] for i in set(ids.tolist())}
+    text = np.stack([texts[i] for i in ids])
+    logits = images[image_group] @ text.T
+    hits = losses.retrieval_hits(logits, ids, ks=(1, 2), image_id=image_group)
+    expected = retrieval_metrics(text, image_group, images, captions=[str(i) for i in ids], ks=(1, 2))
+    for k in (1, 2):
+        assert float(hits[f"i2t_r@{k}"]) == pytest.approx(expected[f"text_retrieval_recall@{k}"])
+        assert float(hits[f"t2i_r@{k}"]) == pytest.approx(expected[f"image_retrieval_recall@{k}"])
+    # a perfect model: each image's own texts score 1, others 0 -> every recall@1 is 1 with image ids,
+    # while without them the copies of an image tie with it and text->image recall@1 collapses
+    own = (image_group[:, None] == image_group[None, :]).astype(np.float32)
+    perfect = losses.retrieval_hits(own, np.arange(8), ks=(1,), image_id=image_group)
+    assert float(perfect["i2t_r@1"]) == 1.0 and float(perfect["t2i_r@1"]) == 1.0
+    # (only rows 2, 6 and 7 show an image no other row shows)
+    assert float(losses.retrieval_hits(own, np.arange(8), ks=(1,))["t2i_r@1"]) == pytest.approx(3 / 8)
+
+
 def test_retrieval_hits_count_a_repeated_caption_once():
     # Image 0's caption ties with caption "7" that images 1 and 2 both have: one tie, rank 2 (not 3).
     logits = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0]], dtype=np.float32)

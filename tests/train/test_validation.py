@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import jax
+import numpy as np
 
 from clipit.train.loop import train_and_evaluate
 from clipit.train.metrics import read_metrics
-from clipit.train.validation import validation_batch_size
+from clipit.train.validation import image_ids, validation_batch_size
 from tests.train.conftest import tiny_config, tiny_phases, write_synthetic_shards
 
 
@@ -37,3 +38,11 @@ def test_no_val_rows_says_no_validation_once(tmp_path, capfd):
     summary, val = _run(tmp_path, val_rows=0)
     assert val == [] and summary["val"] is None
     assert capfd.readouterr().err.count("no validation:") == 1
+
+
+def test_rows_of_one_image_get_one_id():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(5, 8, 8, 3), dtype=np.uint8)
+    pixels[3] = pixels[1]  # the same image with another caption
+    ids = image_ids(pixels)
+    assert ids[3] == ids[1] and len(set(ids.tolist())) == 4
