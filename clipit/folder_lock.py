@@ -8,7 +8,7 @@ naming the holder's command, pid, host and start time, read from the file.
 The kernel drops a flock when its holder's process ends, however it ends: a run killed with `kill -9`
 leaves the file behind but not the lock, so the next run takes it at once. The file is never deleted (a
 run that deleted it could race one that has it open) and its name matches no data file
-(`*.parquet`, `*.tar`, `.*.tmp`).
+(`*.parquet`, `*.tar`, `.clipit-*.tmp`).
 
 A lock is per process: a function that already holds a folder's lock may call another that takes it
 again. On a network file system flock is only as good as the server's locking.
