@@ -80,6 +80,7 @@ def summary_lines(summary: dict) -> list[str]:
     if overlap.get("exclude_images"):
         lines.append(
             f"eval_overlap: {overlap['rows']} rows removed ({overlap['same_bytes']} same bytes, "
-            f"{overlap['near_duplicate']} near-duplicates) against {overlap['exclude_images']} evaluation images"
+            f"{overlap['near_duplicate']} near-duplicates) against {overlap['exclude_images']} evaluation "
+            f"image{'s' if overlap['exclude_images'] != 1 else ''}"
         )
     return lines
