@@ -91,7 +91,12 @@ def search(encoder: Encoder, index: Index, query: str, k: int) -> list[Hit]:
         )
     if embed_index.model_reference(encoder.name) != index.model:
         warn(f"the index was built with {index.model}, the query uses {encoder.name}")
-    scores = index.vectors @ embed_query(encoder, query)
+    return rank(index, embed_query(encoder, query), k)
+
+
+def rank(index: Index, query_vector: np.ndarray, k: int) -> list[Hit]:
+    """The k rows of `index` closest to a unit `query_vector`, best first (ties by row: a stable order)."""
+    scores = index.vectors @ query_vector
     k = min(k, len(scores))
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.lexsort((top, -scores[top]))]  # by score, ties by index: a stable order

@@ -15,6 +15,7 @@ from clipit.cli import (
     export_cmd,
     init_cmd,
     search_cmd,
+    serve_cmd,
     train_cmd,
     translate_cmd,
 )
@@ -60,6 +61,7 @@ app.command("export")(export_cmd.export)
 app.add_typer(eval_cmd.app, name="eval")
 app.command("embed")(embed_cmd.embed)
 app.command("search")(search_cmd.search)
+app.command("serve")(serve_cmd.serve)
 app.command("demo")(demo_cmd.demo)
 
 
