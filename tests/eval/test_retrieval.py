@@ -83,12 +83,27 @@ def test_evaluate_equals_metrics_on_pytorch_features(encoder, reference, tmp_pat
     captions = retrieval.read_coco_captions(path, tmp_path / "images")
     result = retrieval.evaluate(encoder, captions, dataset="toy", model_name="tiny", batch_size=4)
     expected = retrieval_metrics(
-        reference.texts([c for _, c in CAPTIONS]), np.array([0, 0, 1, 2, 2, 2, 3]), reference.images(paths)
+        reference.texts([c for _, c in CAPTIONS]), np.array([0, 0, 1, 2, 2, 2, 3]), reference.images(paths),
+        captions=[c for _, c in CAPTIONS],
     )
     assert result.metrics.keys() == expected.keys()
     for key, value in expected.items():
         assert result.metrics[key] == pytest.approx(value), key
     assert result.counts == {
-        "images": 4, "captions": 7, "unreadable_images": 1, "captions_of_unreadable_images": 1,
+        "images": 4, "captions": 7, "texts": 7, "unreadable_images": 1, "captions_of_unreadable_images": 1,
         "images_without_captions": 0,
     }
+
+
+def test_evaluate_counts_identical_captions_as_one_text(encoder, tmp_path):
+    paths = write_images(tmp_path / "images", [(40, 30), (32, 32), (50, 80)])
+    shared = [("1", "una forma"), ("2", "una forma"), ("3", "una forma"), ("3", "un cerchio")]
+    path = coco_file(tmp_path, [p.name for p in paths], shared, ids=(1, 2, 3))
+    result = retrieval.evaluate(encoder, retrieval.read_coco_captions(path, tmp_path / "images"),
+                                dataset="toy", model_name="tiny", batch_size=4)
+    assert result.counts["captions"] == 4 and result.counts["texts"] == 2
+    # "una forma" describes every image, so as one text it is found at rank 1 whatever the model;
+    # "un cerchio" ranks 1 or not: text->image recall@1 is over 2 texts, 1/2 or 1.
+    assert result.metrics["image_retrieval_recall@1"] in (pytest.approx(0.5), pytest.approx(1.0))
+    # image->text: 2 candidate texts, each image has one of them -> found within the top 2
+    assert result.metrics["text_retrieval_recall@5"] == pytest.approx(1.0)
