@@ -121,4 +121,4 @@ def _splitter(count: int, shards: int, sharding: NamedSharding) -> Callable[[jax
 def _unsplit(x: jax.Array, count: int, shards: int) -> jax.Array:
     """The inverse of the split: [count, m, ...] -> [B, ...] in the batch's order."""
     x = x.reshape(count, shards, x.shape[1] // shards, *x.shape[2:]).swapaxes(0, 1)
-    return x.reshape(count * x.shape[1] * x.shape[2], *x.shape[3:])
+    return x.reshape(-1, *x.shape[3:])

@@ -1,0 +1,169 @@
+"""GradCache micro-batching (`train.micro_batch_size`) gives the full-batch loss, gradients and update."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from typer.testing import CliRunner
+
+from clipit.cli.main import app
+from clipit.config import load_config
+from clipit.errors import ClipitError
+from clipit.models.build import build_model
+from clipit.train.gradcache import check_micro_batch_size
+from clipit.train.mesh import data_mesh, put_batch, put_replicated, to_host
+from clipit.train.model_state import split_model
+from clipit.train.phases import plan_phases
+from clipit.train.step import init_loss_params, make_tower_features, make_train_step
+from tests.train.conftest import params_at, tiny_overrides, tiny_phases
+from tests.train.step_check import fixed_batch
+
+BATCH = 16
+NO_DROPOUT = "model.text.dropout=0.0"
+
+
+def _keep_grads() -> optax.GradientTransformation:
+    """An 'optimizer' whose state is the last gradient: the step hands its exact gradients back."""
+    return optax.GradientTransformation(
+        init=lambda params: jax.tree.map(jnp.zeros_like, params),
+        update=lambda grads, state, params=None: (grads, grads),
+    )
+
+
+def _config(shards, tmp_path, *extra):
+    return load_config(None, tiny_overrides(shards, tmp_path / "run", f"train.batch_size={BATCH}", *extra))
+
+
+def _one_step(config, devices, *, phase=1, micro=None, cached=False, duplicate=True):
+    """Loss, gradients and next RNG state of one real train step on a fixed batch."""
+    train = config.train.model_copy(update={"micro_batch_size": micro})
+    model, _ = build_model(config.model, seed=0)
+    parts, params, rest = split_model(model)
+    plan = plan_phases(train, config.data.loader, sorted(params), 256)[phase]
+    mesh = data_mesh(devices)
+    tx = _keep_grads()
+    opt_params = {k: params[k] for k in sorted(plan.trainable)}
+    opt_params.update({f"loss/{k}": v for k, v in init_loss_params(train).items()})
+    state = put_replicated(mesh, {
+        "params": params, "rest": rest, "opt": tx.init(opt_params),
+        "phase_step": np.zeros((), np.int32), "loss_params": init_loss_params(train),
+    })  # fmt: skip
+    batch = fixed_batch(config, BATCH)
+    if not duplicate:
+        batch["caption_id"] = np.arange(BATCH, dtype=np.int64)
+    if cached:  # the frozen-tower cache's feed: pooled tower outputs instead of pixels and tokens
+        towers = make_tower_features(parts, mesh)(state["params"], state["rest"], put_batch(mesh, batch))
+        batch = {**{k: np.asarray(v) for k, v in towers.items()}, "caption_id": batch["caption_id"]}
+    state, metrics = make_train_step(parts, plan, train, tx, mesh)(state, put_batch(mesh, batch))
+    return float(np.asarray(metrics["loss"])), to_host(state["opt"]), to_host(state["rest"])
+
+
+def _assert_same(full, micro):
+    (loss_a, grads_a, rest_a), (loss_b, grads_b, rest_b) = full, micro
+    assert loss_b == pytest.approx(loss_a, rel=1e-6)
+    assert grads_a.keys() == grads_b.keys()
+    scale = max(float(np.abs(g).max()) for g in grads_a.values())
+    for key in grads_a:
+        # atol: a gradient that is 0 in exact arithmetic (attention key biases) holds only rounding noise
+        np.testing.assert_allclose(grads_b[key], grads_a[key], rtol=1e-5, atol=1e-6 * scale, err_msg=key)
+    assert rest_a.keys() == rest_b.keys()
+    for key in rest_a:
+        np.testing.assert_array_equal(rest_b[key], rest_a[key], err_msg=key)
+
+
+@pytest.mark.parametrize(
+    ("loss", "multi_positive", "duplicate", "micro"),
+    [
+        ("infonce", True, True, 4),
+        ("infonce", False, False, 8),
+        ("siglip", True, True, 2),
+        ("siglip", False, True, 4),
+    ],
+)
+def test_micro_batches_give_the_full_batch_gradients(
+    tiny_shards, tmp_path, loss, multi_positive, duplicate, micro
+):
+    config = _config(
+        tiny_shards,
+        tmp_path,
+        NO_DROPOUT,
+        f"train.loss={loss}",
+        f"train.multi_positive={str(multi_positive).lower()}",
+    )
+    devices = jax.devices()[:1]
+    full = _one_step(config, devices, duplicate=duplicate)
+    assert np.abs(full[1]["text_model/embeddings/word_embeddings/embedding"]).max() > 0  # the towers train
+    _assert_same(full, _one_step(config, devices, micro=micro, duplicate=duplicate))
+
+
+def test_micro_batches_on_the_frozen_tower_cache_feed(tiny_shards, tmp_path):
+    config = _config(tiny_shards, tmp_path, "train.loss=siglip")
+    devices = jax.devices()[:1]
+    full = _one_step(config, devices, phase=0, cached=True)
+    assert set(full[1]) == {
+        "loss/logit_bias",
+        "logit_scale",
+        "text_projection/kernel",
+        "visual_projection/kernel",
+    }
+    _assert_same(full, _one_step(config, devices, phase=0, micro=4, cached=True))
+
+
+def test_micro_batches_on_the_eight_device_mesh_equal_one_device_full_batch(tiny_shards, tmp_path):
+    assert jax.device_count() == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
+    config = _config(tiny_shards, tmp_path, NO_DROPOUT)
+    full = _one_step(config, jax.devices()[:1])
+    _assert_same(full, _one_step(config, jax.devices(), micro=8))  # 2 micro-batches of 1 row per device
+
+
+def test_with_dropout_the_rng_state_advances_as_in_the_full_batch_step(tiny_shards, tmp_path):
+    config = _config(tiny_shards, tmp_path, "model.text.dropout=0.1")
+    devices = jax.devices()[:1]
+    _, _, rest_before = split_model(build_model(config.model, seed=0)[0])
+    loss_a, _, rest_a = _one_step(config, devices)
+    loss_b, _, rest_b = _one_step(config, devices, micro=4)
+    assert any(not np.array_equal(rest_a[k], rest_before[k]) for k in rest_a)  # dropout drew numbers
+    for key in rest_a:  # a resumed run continues from the same RNG state either way
+        np.testing.assert_array_equal(rest_b[key], rest_a[key], err_msg=key)
+    assert np.isfinite(loss_b) and loss_b == pytest.approx(loss_a, rel=0.05)  # other masks, same loss scale
+
+
+def test_micro_batch_size_must_divide_the_batch_and_spread_over_the_devices(tiny_shards, tmp_path):
+    with pytest.raises(ClipitError, match=r"train\.micro_batch_size 5 does not divide train\.batch_size 16"):
+        _config(tiny_shards, tmp_path, "train.micro_batch_size=5")
+    config = _config(tiny_shards, tmp_path, "train.micro_batch_size=4")
+    check_micro_batch_size(config.train, data_mesh(jax.devices()[:4]))
+    with pytest.raises(ClipitError, match=r"train\.micro_batch_size 4 is not divisible by the 8 devices"):
+        check_micro_batch_size(config.train, data_mesh(jax.devices()[:8]))
+
+
+def _cli_train(shards, out, *extra):
+    args = ["--config", "tiny"]
+    for item in tiny_overrides(
+        shards, out, tiny_phases(heads=2, full=3), "train.log_every=1", "train.export=false"
+    ):
+        args += ["--set", item]
+    for item in extra:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, [*args, "train"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [line for line in lines if line.get("split") == "train"]
+
+
+def test_cli_run_with_micro_batches_gives_the_same_losses_and_weights(tiny_shards, tmp_path):
+    full = _cli_train(tiny_shards, tmp_path / "full")
+    micro = _cli_train(tiny_shards, tmp_path / "micro", "train.micro_batch_size=8")
+    assert [line["step"] for line in micro] == [line["step"] for line in full] == [1, 2, 3, 4, 5]
+    for a, b in zip(full, micro, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3), a["step"]
+    weights_full, weights_micro = params_at(tmp_path / "full", 5), params_at(tmp_path / "micro", 5)
+    for key in weights_full:
+        if key.endswith("key/bias"):  # true gradient 0: Adam scales its rounding noise to a full step
+            continue
+        np.testing.assert_allclose(weights_micro[key], weights_full[key], rtol=1e-3, atol=1e-5, err_msg=key)
