@@ -14,6 +14,9 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# clip_benchmark's own data files and reader code for the eval tests; --no-deps: its requirements
+	# (torchvision, open_clip) would replace the pinned CPU torch with a CUDA build
+	$(BIN)/pip install --quiet --no-deps 'clip-benchmark==1.6.2'
 	touch $(STAMP)
 
 install: $(STAMP)
