@@ -126,7 +126,9 @@ def retrieval(
     """Text-to-image and image-to-text Recall@1/5/10 and MRR@1/5/10.
 
     Recall follows clip_benchmark (an image is found when any of its captions is in the top k); MRR@k
-    is CLIP-Italian's (mean of 1/rank within k). MSCOCO-IT's string image ids are matched to int ids.
+    is CLIP-Italian's (mean of 1/rank within k). Identical caption strings are one text whose positives
+    are all the images that have it; ties count against the model. MSCOCO-IT's string image ids are
+    matched to int ids.
 
     Examples:
       clipit eval retrieval --dataset mscoco-it --model runs/base --images val2014 \\
