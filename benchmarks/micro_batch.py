@@ -1,0 +1,79 @@
+"""Peak step memory and time of GradCache micro-batching (`train.micro_batch_size`) against the full batch.
+
+    .venv/bin/python benchmarks/micro_batch.py [--batch 128] [--steps 5]
+
+For micro-batch sizes B, B/2, B/4 and B/8 (B: the full batch, no micro-batching) it compiles the trainer's
+own phase-2 step (`make_train_step`: both towers trainable, AdamW, InfoNCE) of the `configs/tiny.toml`
+model and reports XLA's `memory_analysis()` of the compiled step: `temp_size_in_bytes`, the scratch
+memory the step needs on top of its arguments and outputs (activations kept for the backward pass
+live here, which is what micro-batching bounds). Time per step is the median of `--steps` steps after
+the compiling one. Ratios are against the full batch. One JSON line per micro size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from clipit.config import load_config
+from clipit.models.build import build_model
+from clipit.train.mesh import data_mesh, put_batch, put_replicated
+from clipit.train.model_state import split_model
+from clipit.train.optim import build_optimizer
+from clipit.train.phases import plan_phases
+from clipit.train.step import init_loss_params, make_train_step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args()
+    base = load_config("tiny", [f"train.batch_size={args.batch}"])
+    model, _ = build_model(base.model)
+    parts, params, rest = split_model(model)
+    plan = plan_phases(base.train, base.data.loader, sorted(params), 100_000)[1]  # phase 2: everything trains
+    mesh = data_mesh()
+    tx = build_optimizer(plan.optimizer)
+    rng = np.random.default_rng(0)
+    size, length, batch = base.model.vision.image_size, base.model.max_text_length, args.batch
+    raw = put_batch(mesh, {
+        "pixel_values": rng.integers(0, 256, (batch, size, size, 3)).astype(np.uint8),
+        "input_ids": rng.integers(5, 150, (batch, length)).astype(np.int32),
+        "attention_mask": np.ones((batch, length), np.int32),
+        "caption_id": np.arange(batch, dtype=np.int64),
+    })  # fmt: skip
+    reference = None
+    for micro in (batch, batch // 2, batch // 4, batch // 8):
+        train = base.train.model_copy(update={"micro_batch_size": None if micro == batch else micro})
+        trainable = {k: params[k] for k in sorted(plan.trainable)}
+        state = put_replicated(mesh, {
+            "params": params, "rest": rest, "opt": tx.init(trainable),
+            "phase_step": np.zeros((), np.int32), "loss_params": init_loss_params(train),
+        })  # fmt: skip
+        step = make_train_step(parts, plan, train, tx, mesh)
+        memory = step.lower(state, raw).compile().memory_analysis()
+        state, metrics = step(state, raw)  # compile and run once
+        jax.block_until_ready(metrics)
+        times = []
+        for _ in range(args.steps):
+            started = time.perf_counter()
+            state, metrics = step(state, raw)
+            jax.block_until_ready(metrics)
+            times.append(time.perf_counter() - started)
+        row = {"batch": batch, "micro": "full" if micro == batch else micro, "devices": mesh.devices.size,
+               "temp_mib": round(memory.temp_size_in_bytes / 2**20, 1), "s_per_step": round(statistics.median(times), 4),
+               "loss": round(float(metrics["loss"]), 5)}  # fmt: skip
+        reference = reference or row
+        row["temp_ratio"] = round(row["temp_mib"] / reference["temp_mib"], 3)
+        row["time_ratio"] = round(row["s_per_step"] / reference["s_per_step"], 3)
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
