@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageStat
 
 from clipit.data import manifest
+from clipit.data.preprocess import upright_rgb
 from clipit.data.shards import locate
 from clipit.errors import ConfigError, ManifestError
 
@@ -59,7 +60,7 @@ def perceptual_hash(image: Image.Image) -> int | None:
     """The 64-bit pHash of a decoded image, or None for a flat image (see the module docstring)."""
     import imagehash  # imports scipy: only paid for when there is something to exclude
 
-    grey = image.convert("L")
+    grey = upright_rgb(image).convert("L")  # as build-shards sees it: EXIF-rotated, 16-bit scaled
     if ImageStat.Stat(grey).stddev[0] < FLAT_STDDEV:
         return None
     bits = imagehash.phash(grey).hash.flatten()

@@ -87,7 +87,7 @@ def test_limit_counts_kept_rows_and_stops_reading(tmp_path):
 
 
 def test_download_filters_strips_identifies_itself_and_survives_a_429(tmp_path, image_server):
-    image_server.required_agent = "clipit/0.1"  # like Wikimedia: generic user agents get 403
+    image_server.required_agent = "clipit-jax/0.1"  # like Wikimedia: generic user agents get 403
     duplicate = image_server.url("ok/120x90/w0.jpg")
     rows = [
         wit_row("it", duplicate, "Il Duomo di Milano visto dalla piazza[1] [27].", title="Duomo_di_Milano"),
@@ -137,7 +137,7 @@ def test_download_filters_strips_identifies_itself_and_survives_a_429(tmp_path, 
     assert got[key + "5"]["shard"] == "images-retry-1/00000.tar"
     assert "1 URLs were rate-limited (HTTP 429/503): retry round 1 in 0.5 s" in result.stderr
     assert not any(path.endswith(("w1.jpg", "w2.jpg", "w3.svg", "w4.jpg")) for path in requests)
-    assert all("clipit/0.1" in agent for agent in image_server.agents())
+    assert all("clipit-jax/0.1" in agent for agent in image_server.agents())
     summary = summary_of(out)
     assert (summary["rows"], summary["ok"], summary["failed"], summary["filtered"], summary["rows_read"]) == (
         7,
