@@ -45,7 +45,7 @@ def validate(config: Config, data_dir: Path, tokenizer, eval_step, state, mesh) 
     batch_size = validation_batch_size(rows, config.train.batch_size, unit)
     if batch_size == 0:
         if rows == 0:
-            _once(eval_step, info, f"no validation: {data_dir} has no val rows (data.shards.val_fraction = 0)")
+            _once(eval_step, info, f"no validation: {data_dir} has no val rows (build-shards with data.shards.val_fraction > 0 makes some)")
         else:
             _once(eval_step, warn, f"no validation: {data_dir} has {rows} val rows, fewer than the {unit} devices")
         return None
