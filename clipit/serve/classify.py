@@ -61,7 +61,7 @@ def logit_scale(encoder) -> float:
     value = getattr(encoder.model, "logit_scale", None)
     if value is None:
         return 100.0
-    return float(min(100.0, np.exp(np.asarray(getattr(value, "value", value), np.float32))))
+    return float(min(100.0, np.exp(np.asarray(value[...], np.float32))))
 
 
 async def classify(batcher: Batcher, image: Image.Image, labels: list[str], templates: list[str]) -> dict:

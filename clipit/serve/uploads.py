@@ -82,7 +82,11 @@ def open_upload(data: bytes, *, max_pixels: int, name: str = "uploaded image") -
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as header:  # reads the header only
                 width, height = header.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # over Pillow's own (larger) limit, refused from the header too
+        raise UploadTooLarge(
+            f"{name}: over the {max_pixels:,}-pixel limit (decompression bomb guard)"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{name}: not a readable image ({exc})", "upload a JPEG, PNG or WebP file") from None
     if width * height > max_pixels:
         raise UploadTooLarge(f"{name}: {width}x{height} is over the {max_pixels:,}-pixel limit")
