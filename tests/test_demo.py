@@ -7,6 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from clipit.cli.main import app
+from clipit.data import manifest
 from clipit.demo.report import attribute_rows
 
 REDUCED = [
@@ -53,6 +54,11 @@ def test_demo_runs_every_step_and_writes_its_report(tmp_path):
     # every stage left its output where the other commands find it
     assert (out / "sources" / "synthetic" / "manifest.parquet").is_file()
     assert (out / "shards" / "manifest.parquet").is_file()
+    # it trained on several captions per image: 400 images, 3 captions each, kept by build-shards
+    assert summary["data"]["images"] == 400 and summary["data"]["captions"] == 1200
+    shards = manifest.read(out / "shards").to_pylist()
+    kept = [r for r in shards if r["status"] == manifest.STATUS_OK]
+    assert len(kept) == 1200 and len({r["image_sha256"] for r in kept}) == 400
     assert (out / "run" / "export" / "model.safetensors").is_file()
     assert (out / "run" / "metrics.jsonl").is_file()
     assert len(summary["search"]) == 2 and all(s["hits"] for s in summary["search"])
