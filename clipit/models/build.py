@@ -28,6 +28,8 @@ from clipit.models.vit import interpolate_positions
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 POSITIONS_KEY = hf_keys.V + "embeddings.position_embedding.weight"
+IMAGE_PARTS = ("vision_model/", "visual_projection/", "logit_scale")  # what encoding images reads
+TEXT_PARTS = ("text_model/", "text_projection/")
 
 
 @dataclass
@@ -106,32 +108,48 @@ def create_model(
     small CPU before the first step. Initialisation follows transformers' (normal 0.02 for weights and
     embeddings, zero biases, unit LayerNorm scales); every Dropout gets its own key from seed + 1.
     """
+    model = abstract_model(vision, text, projection_dim, logit_scale_init, dtype, seed)
+    rng = np.random.default_rng(seed)
+    state = nnx.state(model, nnx.Param)
+    for path, variable in nnx.to_flat_state(state):
+        name = "/".join(str(p) for p in path)
+        shape = variable.get_value().shape
+        variable.set_value(jnp.asarray(_initial_value(name, shape, rng, vision, text, logit_scale_init)))
+    nnx.update(model, state)
+    return model
+
+
+def abstract_model(
+    vision: VisionSizes, text: TextSizes, projection_dim: int, logit_scale_init: float, dtype, seed: int
+) -> DualEncoder:
+    """A DualEncoder whose parameters are shapes only (`jax.ShapeDtypeStruct`), to be filled from a
+    checkpoint or random init without computing values first; its dropout RNG state is real (from
+    seed + 1, one key per Dropout)."""
     model = nnx.eval_shape(
         lambda: DualEncoder(
             vision, text, projection_dim, logit_scale_init=logit_scale_init, dtype=dtype, rngs=nnx.Rngs(0)
         )
     )
-    rng = np.random.default_rng(seed)
-    state = nnx.state(model)
+    state = nnx.state(model, nnx.Not(nnx.Param))
     flat = nnx.to_flat_state(state)
-    keys = iter(jax.random.split(jax.random.key(seed + 1), len(flat)))
+    # Split as many keys as there are variables, parameters included: the same dropout keys per seed
+    # as when parameters and RNG state were initialised in one pass.
+    keys = iter(jax.random.split(jax.random.key(seed + 1), len(nnx.to_flat_state(nnx.state(model)))))
     for path, variable in flat:
-        name = "/".join(str(p) for p in path)
-        shape, kind = variable.get_value().shape, type(variable)
-        if issubclass(kind, nnx.Param):
-            value = _initial_value(name, shape, rng, vision, text, logit_scale_init)
-        elif issubclass(kind, nnx.RngKey):
-            value = next(keys)
+        kind = type(variable)
+        if issubclass(kind, nnx.RngKey):
+            variable.set_value(next(keys))
         elif issubclass(kind, nnx.RngCount):
-            value = np.zeros(shape, np.uint32)
+            variable.set_value(jnp.zeros(variable.get_value().shape, jnp.uint32))
         else:  # pragma: no cover - the towers hold no other state
-            raise TypeError(f"unexpected state {name} of type {kind.__name__}")
-        variable.set_value(jnp.asarray(value))
+            raise TypeError(f"unexpected state {'/'.join(map(str, path))} of type {kind.__name__}")
     nnx.update(model, state)
     return model
 
 
-def _initial_value(name: str, shape, rng: np.random.Generator, vision: VisionSizes, text: TextSizes, logit_scale_init: float):
+def _initial_value(
+    name: str, shape, rng: np.random.Generator, vision: VisionSizes, text: TextSizes, logit_scale_init: float
+):
     leaf = name.rsplit("/", 1)[-1]
     if name == "logit_scale":
         return np.asarray(logit_scale_init, np.float32)
@@ -232,8 +250,14 @@ def load_dual_encoder(
     dtype=jnp.float32,
     text_dropout: float | None = None,
     seed: int = 0,
+    read: tuple[str, ...] | None = None,
 ) -> tuple[DualEncoder, Path]:
-    """A whole HF VisionTextDualEncoder (ours or e.g. clip-italian/clip-italian) -> (model, its folder)."""
+    """A whole HF VisionTextDualEncoder (ours or e.g. clip-italian/clip-italian) -> (model, its folder).
+
+    Parameters come straight from the checkpoint into an abstract model (no random init to
+    overwrite). Every tensor is checked by name and shape; with `read` (e.g. IMAGE_PARTS) only the
+    parameters under those prefixes are read, the others stay abstract until `fill_dual_encoder`.
+    """
     folder = hf_io.resolve_dir(path_or_id)
     config = hf_io.read_config(folder)
     source = str(folder / "config.json")
@@ -254,7 +278,7 @@ def load_dual_encoder(
         text = dataclasses.replace(
             text, hidden_dropout_prob=text_dropout, attention_probs_dropout_prob=text_dropout
         )
-    model = create_model(
+    model = abstract_model(
         VisionSizes.from_hf(vision_config, source),
         text,
         int(config.get("projection_dim", 512)),
@@ -262,6 +286,12 @@ def load_dual_encoder(
         dtype,
         seed,
     )
-    tensors, _ = hf_io.canonical_keys(hf_io.read_tensors(folder), "vision-text-dual-encoder", str(folder))
-    hf_io.fill_params(model, tensors, ("",), str(folder))
+    fill_dual_encoder(model, folder, read)
     return model, folder
+
+
+def fill_dual_encoder(model: DualEncoder, folder: Path, read: tuple[str, ...] | None = None) -> None:
+    """Read the parameters under `read` (all when None) from the VisionTextDualEncoder in `folder`,
+    checking the whole checkpoint against the model first."""
+    tensors, _ = hf_io.canonical_keys(hf_io.open_tensors(folder), "vision-text-dual-encoder", str(folder))
+    hf_io.fill_params(model, tensors, ("",), str(folder), read=read)

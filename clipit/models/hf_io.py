@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,85 @@ def read_tensors(folder: Path) -> dict[str, np.ndarray]:
     )
 
 
+def open_tensors(folder: Path) -> Mapping[str, np.ndarray]:
+    """The checkpoint's tensors by name, as `read_tensors` gives them, but read on first access when
+    they are safetensors: names and shapes come from the file headers, so a caller can check a whole
+    checkpoint and load only the part it needs (an image-only job never reads the text tower)."""
+    files = _weight_files(folder, "model.safetensors", "model.safetensors.index.json")
+    if not files:
+        return read_tensors(folder)
+    index: dict[str, tuple[Path, str]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for file in files:
+        handle = _open_safetensors(file)
+        for key in handle.keys():
+            name = _modern_name(key)
+            index[name] = (file, key)
+            shapes[name] = tuple(handle.get_slice(key).get_shape())
+    return LazyTensors(index, shapes)
+
+
+class LazyTensors(Mapping):
+    """Float32 numpy tensors of safetensors files, read by name when asked for (memory-mapped reads).
+
+    `shape(name)` answers from the header without reading. `renamed` gives a view under other names."""
+
+    def __init__(self, index: dict[str, tuple[Path, str]], shapes: dict[str, tuple[int, ...]]):
+        self._index, self._shapes = index, shapes
+        self._handles: dict[tuple[Path, str], Any] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        file, key = self._index[name]
+        try:
+            handle = self._handle(file, "numpy")
+            if handle.get_slice(key).get_dtype() == "BF16":  # numpy has no bfloat16: read through jax
+                return np.asarray(self._handle(file, "flax").get_tensor(key).astype(jnp.float32))
+            return np.asarray(handle.get_tensor(key), dtype=np.float32)
+        except Exception as exc:  # safetensors raises its own untyped errors for damaged files
+            raise ModelError(
+                f"{file}: cannot read tensor {key} ({exc})", hint="re-download the checkpoint"
+            ) from exc
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self._shapes[name]
+
+    def renamed(self, names: dict[str, str]) -> LazyTensors:
+        """A view with tensor `old` under `new`, for each new -> old of `names`."""
+        view = LazyTensors(
+            {new: self._index[old] for new, old in names.items()},
+            {new: self._shapes[old] for new, old in names.items()},
+        )
+        view._handles = self._handles  # the files stay open once
+        return view
+
+    def _handle(self, file: Path, framework: str):
+        if (file, framework) not in self._handles:
+            self._handles[file, framework] = _open_safetensors(file, framework)
+        return self._handles[file, framework]
+
+
+def _open_safetensors(file: Path, framework: str = "numpy"):
+    from safetensors import safe_open
+
+    try:
+        return safe_open(str(file), framework=framework)
+    except Exception as exc:  # safetensors raises its own untyped errors for truncated/corrupt files
+        raise ModelError(
+            f"{file}: cannot read safetensors ({exc})", hint="re-download the checkpoint"
+        ) from exc
+
+
+def tensor_shape(tensors: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
+    """A tensor's shape, from the header when the tensors are read lazily."""
+    return tensors.shape(name) if isinstance(tensors, LazyTensors) else tuple(np.shape(tensors[name]))
+
+
 def _weight_files(folder: Path, single: str, index: str) -> list[Path]:
     if (folder / single).exists():
         return [folder / single]
@@ -167,22 +247,24 @@ def _modern_name(key: str) -> str:
 
 
 def canonical_keys(
-    tensors: dict[str, np.ndarray], model_type: str, source: str
-) -> tuple[dict[str, np.ndarray], list[str]]:
+    tensors: Mapping[str, np.ndarray], model_type: str, source: str
+) -> tuple[Mapping[str, np.ndarray], list[str]]:
     """Rename a checkpoint's tensors into the dual-encoder key space of hf_keys.
 
     Returns (renamed tensors, names deliberately left out): a CLIPModel's text tower, a BERT
     checkpoint's task heads (`cls.*`) and stale buffers are not part of what we load.
     """
-    renamed: dict[str, np.ndarray] = {}
+    names: dict[str, str] = {}  # new name -> checkpoint name
     left_out: list[str] = []
-    for key, value in tensors.items():
+    for key in tensors:
         new = _canonical_name(key, model_type, source)
         if new is None or key.endswith(IGNORED_BUFFERS):
             left_out.append(key)
         else:
-            renamed[new] = value
-    return renamed, left_out
+            names[new] = key
+    if isinstance(tensors, LazyTensors):
+        return tensors.renamed(names), left_out
+    return {new: tensors[old] for new, old in names.items()}, left_out
 
 
 def _canonical_name(key: str, model_type: str, source: str) -> str | None:
@@ -207,28 +289,35 @@ def _canonical_name(key: str, model_type: str, source: str) -> str | None:
 
 
 def fill_params(
-    model: nnx.Module, tensors: dict[str, np.ndarray], prefixes: tuple[str, ...], source: str
+    model: nnx.Module,
+    tensors: Mapping[str, np.ndarray],
+    prefixes: tuple[str, ...],
+    source: str,
+    *,
+    read: tuple[str, ...] | None = None,
 ) -> int:
     """Copy `tensors` (canonical names) into the parameters whose path starts with one of `prefixes`.
 
-    Strict both ways; returns how many parameters were filled.
+    Strict both ways (names and shapes, checked before anything is read); returns how many parameters
+    were filled. With `read`, only parameters under those prefixes are read now; the others of
+    `prefixes` are checked and keep their current (possibly abstract) value, for `fill_params` later.
     """
     state = nnx.state(model, nnx.Param)
-    missing, wrong_shape, used = [], [], set()
+    missing, wrong_shape, used, matched = [], [], set(), []
     for path, variable in nnx.to_flat_state(state):
         name = "/".join(str(p) for p in path)
         if not name.startswith(prefixes):
             continue
         key, transform = hf_keys.hf_key(name)
-        current = variable.get_value()
-        expected = hf_keys.hf_shape(current.shape, transform)
+        expected = hf_keys.hf_shape(variable.get_value().shape, transform)
         if key not in tensors:
             missing.append(key)
-        elif tuple(tensors[key].shape) != expected:
-            wrong_shape.append(f"{key} {list(tensors[key].shape)} != {list(expected)}")
+        elif tensor_shape(tensors, key) != expected:
+            wrong_shape.append(f"{key} {list(tensor_shape(tensors, key))} != {list(expected)}")
         else:
             used.add(key)
-            variable.set_value(jnp.asarray(hf_keys.to_ours(tensors[key], transform), current.dtype))
+            if read is None or name.startswith(read):
+                matched.append((variable, key, transform))
     unexpected = sorted(set(tensors) - used - {k.split(" ")[0] for k in wrong_shape})
     if missing or unexpected or wrong_shape:
         raise ModelError(
@@ -244,5 +333,8 @@ def fill_params(
             ),
             hint="the checkpoint and config.json disagree, or it is not a CLIP/BERT checkpoint",
         )
+    for variable, key, transform in matched:
+        dtype = variable.get_value().dtype
+        variable.set_value(jnp.asarray(hf_keys.to_ours(tensors[key], transform), dtype))
     nnx.update(model, state)
-    return len(used)
+    return len(matched)
