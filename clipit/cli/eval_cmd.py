@@ -50,6 +50,17 @@ def _merge(cfg: EvalConfig, top: dict, section: str, section_flags: dict) -> Eva
         raise ConfigError(f"--{flag}: {first['msg']}", "see clipit eval --help") from None
 
 
+def _check_outputs(cfg: EvalConfig) -> EvalConfig:
+    """Output paths are checked before any model is loaded, so a bad one loses no work."""
+    from clipit.outputs import check_output_file
+
+    if cfg.output is not None:
+        check_output_file(cfg.output, "--output")
+    if cfg.plot is not None:
+        check_output_file(cfg.plot, "--plot")
+    return cfg
+
+
 def _report(cfg: EvalConfig, results) -> None:
     from clipit.console import info
     from clipit.eval import report
@@ -105,7 +116,7 @@ def zero_shot(
         "zero_shot",
         {"dataset": dataset, "data": data, "classnames": classnames, "templates": templates, "labels": labels},
     )
-    _report(cfg, zeroshot.run(cfg))
+    _report(cfg, zeroshot.run(_check_outputs(cfg)))
 
 
 @app.command("retrieval")
@@ -144,4 +155,4 @@ def retrieval(
         "retrieval",
         {"dataset": dataset, "images": images, "annotations": annotations},
     )
-    _report(cfg, retrieving.run(cfg))
+    _report(cfg, retrieving.run(_check_outputs(cfg)))

@@ -90,3 +90,14 @@ def test_missing_model_folder_exit_2(synthetic_dir, tmp_path):
     result = runner.invoke(app, ["eval", "zero-shot", "--dataset", "synthetic", "--data", str(synthetic_dir),
                                  "--model", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "nope" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--output", "--plot"])
+def test_output_that_is_a_folder_is_refused_before_any_model_loads(synthetic_dir, tmp_path, flag):
+    # The model path does not exist: had the model been opened first, the error would name it instead.
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    result = runner.invoke(app, ["eval", "zero-shot", "--dataset", "synthetic", "--data", str(synthetic_dir),
+                                 "--model", str(tmp_path / "nope"), flag, str(folder)])
+    assert result.exit_code == 2, result.output
+    assert f"{flag} {folder} is a folder" in result.stderr and "nope" not in result.stderr
