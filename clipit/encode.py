@@ -17,6 +17,12 @@ float32, L2-normalised rows:
 
 Batches are all `batch_size` rows (the last one padded), so XLA compiles one image function, and one
 text function per length bucket in use, not one per distinct batch size.
+
+Starting fast: an HF folder's weights go straight from safetensors into the model (no random init
+first), and each tower is read on its first use: embedding images never reads the text tower nor loads
+the tokenizer (nor imports transformers), and embedding texts never reads the vision tower. Compiled
+code is kept in JAX's persistent compilation cache under the user cache folder
+(`$XDG_CACHE_HOME/clipit/jax`, else `~/.cache/clipit/jax`), so a second run skips compilation.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import functools
 import json
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +47,7 @@ from clipit.console import progress, warn
 from clipit.errors import ClipitError, ModelError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+COMPILE_CACHE_MIN_SECONDS = 0.2  # compilations shorter than this are not worth a disk entry
 MAX_FAILURES_SHOWN = 20  # warnings past this are summarised in one line
 RUN_EXPORT = "export"  # where `clipit train` writes the run's HF export
 DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -83,16 +91,35 @@ class EncodedImages:
 @dataclass
 class Encoder:
     model: nnx.Module
-    tokenizer: object
+    tokenizer_source: str  # folder or hub id, loaded on the first text encode
     image_size: int
-    max_text_length: int
+    max_text_length: int  # the model's limit; the tokenizer's own limit may lower it once loaded
     name: str
     dtype: str = "float32"
+    # Reads a tower's weights into `model` ("image" or "text"); None when the model is fully loaded.
+    read_tower: Callable[[str], None] | None = field(default=None, repr=False)
     _compiled: dict[str, Callable] = field(default_factory=dict, repr=False)
+    _tokenizer: object = field(default=None, repr=False)
+    _towers_read: set[str] = field(default_factory=set, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def dim(self) -> int:
         return int(self.model.projection_dim)
+
+    @property
+    def tokenizer(self):
+        """The text tokenizer, loaded on first use (importing transformers takes seconds)."""
+        with self._lock:
+            if self._tokenizer is None:
+                from clipit.data.text import load_tokenizer
+
+                tokenizer = load_tokenizer(self.tokenizer_source)
+                limit = getattr(tokenizer, "model_max_length", None)
+                if isinstance(limit, int) and 0 < limit < self.max_text_length:
+                    self.max_text_length = limit
+                self._tokenizer = tokenizer
+            return self._tokenizer
 
     # -- images -------------------------------------------------------------------------------------
     def encode_images(
@@ -142,7 +169,8 @@ class Encoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        ids, mask = tokenize(self.tokenizer, texts, self.max_text_length)
+        tokenizer = self.tokenizer
+        ids, mask = tokenize(tokenizer, texts, self.max_text_length)
         lengths = mask.sum(axis=1)
         # Shortest first, each batch cut to its own longest text (rounded up to a bucket): a batch of
         # short captions stops paying for the one long caption elsewhere in the call.
@@ -167,11 +195,18 @@ class Encoder:
         encoders of the same architecture (several --model runs, or a model opened twice) share
         compiled code instead of compiling again.
         """
-        if kind not in self._compiled:
-            graphdef, state = nnx.split(self.model)
-            forward = _encode_image if kind == "image" else _encode_text
-            self._compiled[kind] = lambda inputs: forward(graphdef, state, inputs)
-        return self._compiled[kind]
+        with self._lock:
+            if kind not in self._compiled:
+                if self.read_tower is not None and kind not in self._towers_read:
+                    self.read_tower(kind)
+                    self._towers_read.add(kind)
+                graphdef, state = nnx.split(self.model)
+                # The other tower may still be unread (shapes only): the forward pass never touches
+                # it, so a 0-d stand-in keeps the state a valid jit argument.
+                state = jax.tree.map(_stand_in, state)
+                forward = _encode_image if kind == "image" else _encode_text
+                self._compiled[kind] = lambda inputs: forward(graphdef, state, inputs)
+            return self._compiled[kind]
 
     def _run(self, encode: Callable, inputs, batch: int) -> np.ndarray:
         """Pad to `batch` rows (one compiled shape), run, drop the padding, re-normalise in float32."""
@@ -179,6 +214,10 @@ class Encoder:
         padded = jax.tree.map(lambda a: _pad_rows(a, batch), inputs)
         vectors = np.asarray(encode(padded), dtype=np.float32)[:rows]
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _stand_in(leaf):
+    return np.zeros((), leaf.dtype) if isinstance(leaf, jax.ShapeDtypeStruct) else leaf
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -230,16 +269,20 @@ def _warn_failure(number: int, item, reason: str) -> None:
 
 
 # -- opening a model -------------------------------------------------------------------------------
-def open_model(spec: str | Path, *, dtype: str = "float32") -> Encoder:
-    """Load a clipit run folder, an HF VisionTextDualEncoder folder or a hub id, ready to encode."""
-    from clipit.data.text import load_tokenizer
+def open_model(spec: str | Path, *, dtype: str = "float32", compilation_cache: bool = True) -> Encoder:
+    """Load a clipit run folder, an HF VisionTextDualEncoder folder or a hub id, ready to encode.
 
+    An HF checkpoint is checked whole (every tensor's name and shape) but each tower's weights are
+    read on its first encode. `compilation_cache` keeps compiled code under the user cache folder."""
+    if compilation_cache:
+        enable_compilation_cache()
     compute_dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(dtype)
     if compute_dtype is None:
         raise ModelError(f"unknown dtype {dtype!r}", "use float32 or bfloat16")
     path = Path(spec).expanduser()
     if path.is_dir() and not (path / "checkpoints").is_dir() and (path / RUN_EXPORT / "config.json").is_file():
         path = spec = path / RUN_EXPORT  # a run whose checkpoints were pruned: its final export
+    read_tower = None
     if path.is_dir() and _is_run_folder(path):
         from clipit.train.checkpoint import load_run_model
 
@@ -250,16 +293,39 @@ def open_model(spec: str | Path, *, dtype: str = "float32") -> Encoder:
         if compute_dtype != jnp.float32:
             model = _with_compute_dtype(model, compute_dtype)
     else:
-        from clipit.models import load_dual_encoder
+        from clipit.models.build import IMAGE_PARTS, TEXT_PARTS, fill_dual_encoder, load_dual_encoder
 
-        model, hf_dir = load_dual_encoder(str(spec), dtype=compute_dtype)
+        # logit_scale now (zero-shot scoring reads it); the towers when first used.
+        model, hf_dir = load_dual_encoder(str(spec), dtype=compute_dtype, read=("logit_scale",))
+        parts = {"image": IMAGE_PARTS, "text": TEXT_PARTS}
+        read_tower = lambda kind: fill_dual_encoder(model, hf_dir, parts[kind])  # noqa: E731
         tokenizer_path = hf_dir
         image_size, max_length = _hf_sizes(Path(hf_dir))
-    tokenizer = load_tokenizer(str(tokenizer_path))
-    limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < max_length:
-        max_length = limit
-    return Encoder(model, tokenizer, image_size, max_length, name=str(spec), dtype=dtype)
+    return Encoder(
+        model, str(tokenizer_path), image_size, max_length, name=str(spec), dtype=dtype, read_tower=read_tower
+    )
+
+
+def compilation_cache_dir() -> Path:
+    """Where compiled code is kept: $XDG_CACHE_HOME/clipit/jax (an absolute XDG_CACHE_HOME), else
+    ~/.cache/clipit/jax."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+    return root / "clipit" / "jax"
+
+
+def enable_compilation_cache() -> Path | None:
+    """Turn on JAX's persistent compilation cache for this process (compilations over
+    COMPILE_CACHE_MIN_SECONDS are stored). JAX's own environment settings win: a set
+    JAX_COMPILATION_CACHE_DIR is kept, JAX_ENABLE_COMPILATION_CACHE=false keeps it off."""
+    if os.environ.get("JAX_ENABLE_COMPILATION_CACHE", "").lower() in ("0", "false", "no"):
+        return None
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(compilation_cache_dir())
+    if jax.config.jax_compilation_cache_dir != folder:
+        jax.config.update("jax_compilation_cache_dir", folder)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", COMPILE_CACHE_MIN_SECONDS)
+    return Path(folder)
 
 
 def _is_run_folder(path: Path) -> bool:
