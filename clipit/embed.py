@@ -134,13 +134,13 @@ def run(cfg: EmbedConfig, stdout) -> dict:
     check_inputs(cfg, stdout)
     if cfg.text is not None:
         texts = read_text_lines(cfg.text)
-        vectors = open_model(cfg.model, dtype=cfg.dtype).encode_texts(texts, batch_size=cfg.batch_size)
+        vectors = open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache).encode_texts(texts, batch_size=cfg.batch_size)
         write_npy(vectors, stdout.buffer)
         return {"rows": len(vectors), "dim": int(vectors.shape[1])}
     paths = image_paths(cfg.images)
     if cfg.paths_out is not None:
         check_line_safe_names(Path(cfg.images), paths)
-    encoder = open_model(cfg.model, dtype=cfg.dtype)
+    encoder = open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
     if cfg.out is not None:
         return embed_index.write(encoder, cfg.images, paths, cfg.out, batch_size=cfg.batch_size,
                                  shard_size=cfg.shard_size)

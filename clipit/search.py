@@ -143,7 +143,7 @@ def run(cfg: EmbedConfig, query: str, *, html_out: Path | None = None) -> list[H
     if html_out is not None:
         check_output_file(html_out, "--html")
     index = load_index(cfg.index)
-    encoder = open_model(cfg.model or index.model, dtype=cfg.dtype)
+    encoder = open_model(cfg.model or index.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
     hits = search(encoder, index, query, cfg.k)
     if html_out is not None:
         write_contact_sheet(hits, query, html_out)

@@ -14,6 +14,9 @@ class EmbedConfig(Section):
     model: str | None = Field(None, description="Model (clipit run, HF folder or hub id).")
     batch_size: int = Field(64, ge=1, description="Items per forward pass.")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Compute dtype.")
+    compilation_cache: bool = Field(
+        True, description="Keep compiled code under the user cache folder (clipit/jax) so later runs start faster."
+    )
     images: Path | None = Field(None, description="Folder of images to embed (searched recursively).")
     text: Path | None = Field(None, description="Text file to embed instead, one text per line.")
     out: Path | None = Field(None, description="Write a resumable folder of embedding shards here.")

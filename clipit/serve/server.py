@@ -63,7 +63,7 @@ def load(cfg: EmbedConfig, limits: Limits = Limits()):
             "no index folder given", "pass --index DIR (made by clipit embed DIR --out) or set embed.index"
         )
     index = load_index(Path(cfg.index).expanduser().resolve())
-    encoder = open_model(cfg.model or index.model, dtype=cfg.dtype)
+    encoder = open_model(cfg.model or index.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
     if encoder.dim != index.vectors.shape[1]:
         raise ConfigError(
             f"the index holds {index.vectors.shape[1]}-d vectors but {encoder.name} makes {encoder.dim}-d ones",
