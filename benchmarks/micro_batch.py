@@ -7,7 +7,7 @@ own phase-2 step (`make_train_step`: both towers trainable, AdamW, InfoNCE) of t
 model and reports XLA's `memory_analysis()` of the compiled step: `temp_size_in_bytes`, the scratch
 memory the step needs on top of its arguments and outputs (activations kept for the backward pass
 live here, which is what micro-batching bounds). Time per step is the median of `--steps` steps after
-the compiling one. Ratios are against the full batch. One JSON line per micro size.
+the compiling one; the sizes take turns step by step. Ratios are against the full batch. One JSON line per micro size.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
         "attention_mask": np.ones((batch, length), np.int32),
         "caption_id": np.arange(batch, dtype=np.int64),
     })  # fmt: skip
-    reference = None
+    runs = {}
     for micro in (batch, batch // 2, batch // 4, batch // 8):
         train = base.train.model_copy(update={"micro_batch_size": None if micro == batch else micro})
         trainable = {k: params[k] for k in sorted(plan.trainable)}
@@ -60,20 +60,24 @@ def main() -> None:
         memory = step.lower(state, raw).compile().memory_analysis()
         state, metrics = step(state, raw)  # compile and run once
         jax.block_until_ready(metrics)
-        times = []
-        for _ in range(args.steps):
+        runs[micro] = {"step": step, "state": state, "temp": memory.temp_size_in_bytes, "times": []}
+    # sizes take turns step by step, so load from other processes hits them alike
+    for _ in range(args.steps):
+        for run in runs.values():
             started = time.perf_counter()
-            state, metrics = step(state, raw)
-            jax.block_until_ready(metrics)
-            times.append(time.perf_counter() - started)
-        row = {"batch": batch, "micro": "full" if micro == batch else micro, "devices": mesh.devices.size,
-               "temp_mib": round(memory.temp_size_in_bytes / 2**20, 1), "s_per_step": round(statistics.median(times), 4),
-               "loss": round(float(metrics["loss"]), 5)}  # fmt: skip
-        reference = reference or row
-        row["temp_ratio"] = round(row["temp_mib"] / reference["temp_mib"], 3)
-        row["time_ratio"] = round(row["s_per_step"] / reference["s_per_step"], 3)
-        print(json.dumps(row), flush=True)
-
+            run["state"], run["metrics"] = run["step"](run["state"], raw)
+            jax.block_until_ready(run["metrics"])
+            run["times"].append(time.perf_counter() - started)
+    full = runs[batch]
+    for micro, run in runs.items():
+        seconds = statistics.median(run["times"])
+        print(json.dumps({
+            "batch": batch, "micro": "full" if micro == batch else micro, "devices": mesh.devices.size,
+            "temp_mib": round(run["temp"] / 2**20, 1), "s_per_step": round(seconds, 4),
+            "loss": round(float(run["metrics"]["loss"]), 5),  # the same step sequence: equal losses
+            "temp_ratio": round(run["temp"] / full["temp"], 3),
+            "time_ratio": round(seconds / statistics.median(full["times"]), 3),
+        }))  # fmt: skip
 
 if __name__ == "__main__":
     main()
