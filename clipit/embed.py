@@ -143,7 +143,7 @@ def run(cfg: EmbedConfig, stdout) -> dict:
     encoder = open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
     if cfg.out is not None:
         return embed_index.write(encoder, cfg.images, paths, cfg.out, batch_size=cfg.batch_size,
-                                 shard_size=cfg.shard_size)
+                                 shard_size=cfg.shard_size, ann_threshold=cfg.ann_threshold)
     vectors, rows, failures = embed_images(encoder, cfg.images, batch_size=cfg.batch_size, paths=paths)
     write_npy(vectors, stdout.buffer)
     if cfg.paths_out is not None:

@@ -7,6 +7,8 @@ The layout is clip-retrieval's, plus a record of what was embedded:
     DIR/img_emb/img_emb_0000.npy        float16 [rows, D], L2-normalised
     DIR/metadata/metadata_0000.parquet  column image_path (relative to the root), one row per vector
     DIR/failed/failed_0000.tsv          path<TAB>reason of the shard's unreadable files (when any)
+    DIR/ann/img_emb.usearch             ANN index of all the vectors, from embed.ann_threshold rows on
+                                        (clipit.ann; its parameters under "ann" in embed.json)
 
 Shard i covers files [i*shard_size, (i+1)*shard_size) of the sorted listing. Its files are written
 atomically, the metadata last: a shard is done when its metadata exists, so a run killed at any point
@@ -30,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clipit import atomic, folder_lock
+from clipit import ann, atomic, folder_lock
 from clipit.console import info, warn
 from clipit.encode import Encoder
 from clipit.errors import DataError
@@ -70,11 +72,18 @@ def check_folder(out: Path) -> None:
         raise DataError(f"{out} exists and is not a clipit embed folder", "use a new or empty --out folder")
 
 
-def write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, batch_size: int, shard_size: int) -> dict:
+def write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, batch_size: int, shard_size: int,
+          ann_threshold: int = ann.DEFAULT_THRESHOLD) -> dict:
     """Embed `paths` (the sorted listing of `root`) into `out`, keeping the shards that are still
-    current; returns a summary. One run at a time writes a folder (`DIR/.clipit.lock`)."""
+    current, then build its ANN index when it holds at least `ann_threshold` vectors (clipit.ann);
+    returns a summary. One run at a time writes a folder (`DIR/.clipit.lock`)."""
     with folder_lock.hold(out, "embed"):
-        return _write(encoder, Path(root), paths, Path(out), batch_size=batch_size, shard_size=shard_size)
+        summary = _write(encoder, Path(root), paths, Path(out), batch_size=batch_size, shard_size=shard_size)
+        vectors, _, record = read(out)
+        updated = ann.update(Path(out), vectors, record, ann_threshold)
+        if updated != record:
+            atomic.write_text(Path(out) / RECORD, json.dumps(updated, indent=2) + "\n")
+        return {**summary, "ann": "ann" in updated}
 
 
 def _write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, batch_size: int, shard_size: int) -> dict:
@@ -89,7 +98,7 @@ def _write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, ba
         "dim": encoder.dim,
     }
     _check_or_write_record(out, record)
-    for sub in ("img_emb", "metadata", "failed"):  # leftovers of writes a kill interrupted
+    for sub in ("img_emb", "metadata", "failed", "ann"):  # leftovers of writes a kill interrupted
         if (out / sub).is_dir():
             atomic.remove_stale_temporaries(out / sub)
     count = -(-len(relative) // shard_size)
@@ -160,6 +169,10 @@ def _check_or_write_record(out: Path, record: dict) -> None:
                 f"{out} already holds embeddings made differently ({', '.join(differs)} differ)",
                 "use a new --out folder, or delete this one to start over",
             )
+        if existing == record:
+            return
+        if "ann" in existing:  # kept: clipit.ann checks it still matches the vectors
+            record = {**record, "ann": existing["ann"]}
         if existing == record:
             return
     else:

@@ -4,7 +4,8 @@ The index is the folder's float16 shards, read back as float32, with the metadat
 order (clipit.embed_index). The query is embedded with the same encoder code as the index
 (clipit.encode), and results are the k highest cosine scores (rows are unit vectors, so a dot product).
 The index records its model as an absolute path (or a hub id) and its images' root as an absolute path,
-so a search works from any folder.
+so a search works from any folder. A folder with a current ANN index (clipit.ann) is searched through
+it: its candidates are scored exactly; otherwise every vector is scanned.
 
 A query that names an image file (by its extension) is that image; such a file that does not exist is
 an error rather than a text query, since ranking by the words "photo.jpg" is never what was meant.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipit import atomic, embed_index
+from clipit import ann, atomic, embed_index
 from clipit.config.embed import EmbedConfig
 from clipit.console import warn
 from clipit.encode import IMAGE_EXTENSIONS, Encoder
@@ -34,6 +35,7 @@ class Index:
     paths: list[str]  # relative to `root`
     root: Path
     model: str
+    ann: ann.Graph | None = None  # the folder's ANN index when it has a current one (else: exact scan)
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class Hit:
 
 def load_index(folder: Path) -> Index:
     vectors, paths, record = embed_index.read(folder)
-    return Index(vectors, paths, Path(record["root"]), record.get("model", "?"))
+    graph = ann.open_graph(folder, record, len(vectors))
+    return Index(vectors, paths, Path(record["root"]), record.get("model", "?"), graph)
 
 
 def query_image(query: str) -> Path | None:
@@ -95,12 +98,19 @@ def search(encoder: Encoder, index: Index, query: str, k: int) -> list[Hit]:
 
 
 def rank(index: Index, query_vector: np.ndarray, k: int) -> list[Hit]:
-    """The k rows of `index` closest to a unit `query_vector`, best first (ties by row: a stable order)."""
-    scores = index.vectors @ query_vector
-    k = min(k, len(scores))
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[np.lexsort((top, -scores[top]))]  # by score, ties by index: a stable order
-    return [Hit(rank + 1, float(scores[i]), index.root / index.paths[i]) for rank, i in enumerate(top)]
+    """The k rows of `index` closest to a unit `query_vector`, best first (ties by row: a stable order).
+    With an ANN index the rows are its candidates, scored exactly like the scan scores them."""
+    k = min(k, len(index.vectors))
+    if index.ann is not None and k < len(index.vectors):
+        top = index.ann.candidates(query_vector, k)
+        top = top[(top >= 0) & (top < len(index.vectors))]  # unfilled slots of a short answer
+        scores = index.vectors[top] @ query_vector
+    else:
+        scores = index.vectors @ query_vector
+        top = np.argpartition(-scores, k - 1)[:k]
+        scores = scores[top]
+    order = np.lexsort((top, -scores))  # by score, ties by index: a stable order
+    return [Hit(rank + 1, float(scores[j]), index.root / index.paths[top[j]]) for rank, j in enumerate(order)]
 
 
 def image_link(image: Path, page: Path) -> str:

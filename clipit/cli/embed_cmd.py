@@ -35,6 +35,7 @@ def embed(
     batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", min=1, help="Items per forward pass.")] = None,
     shard_size: Annotated[int | None, typer.Option("--shard-size", min=1, help="Rows per shard with --out.")] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32 (default) or bfloat16.")] = None,
+    ann_threshold: Annotated[int | None, typer.Option("--ann-threshold", min=0, help="With --out: build an ANN index from this many vectors (default 50000).")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -44,6 +45,8 @@ def embed(
     rows' paths, one per line. It refuses to write binary to a terminal: redirect stdout. With --out DIR
     it writes clip-retrieval's layout (img_emb/img_emb_0000.npy float16 + metadata/metadata_0000.parquet)
     and resumes by shard; a rerun after the folder changed re-embeds the shards whose files changed.
+    From --ann-threshold vectors on (default 50000) it also builds an ANN index (usearch HNSW) in
+    DIR/ann/ that clipit search uses; smaller folders are searched exactly.
 
     Examples:
       clipit embed photos/ --model runs/base > vecs.npy
@@ -55,7 +58,8 @@ def embed(
 
     cfg = load(ctx, config, set_)
     flags = {"images": path, "model": model, "text": text, "out": out, "paths_out": paths_out,
-             "batch_size": batch_size, "shard_size": shard_size, "dtype": dtype}
+             "batch_size": batch_size, "shard_size": shard_size, "dtype": dtype,
+             "ann_threshold": ann_threshold}
     section = merge_flags(cfg.embed, flags)
     if text is not None and path is None:
         section = section.model_copy(update={"images": None})  # --text replaces a configured folder

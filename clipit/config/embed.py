@@ -22,5 +22,6 @@ class EmbedConfig(Section):
     out: Path | None = Field(None, description="Write a resumable folder of embedding shards here.")
     paths_out: Path | None = Field(None, description="List the embedded images' paths here, one per row.")
     shard_size: int = Field(100_000, ge=1, description="Rows per img_emb shard with --out.")
+    ann_threshold: int = Field(50_000, ge=0, description="With --out, build an ANN index (usearch HNSW) from this many vectors; fewer: exact search.")
     index: Path | None = Field(None, description="Embedded folder that `clipit search` ranks.")
     k: int = Field(10, ge=1, description="Results shown by `clipit search`.")
