@@ -15,6 +15,7 @@ from clipit.cli.main import app
 from clipit.config import load_config
 from clipit.errors import ClipitError
 from clipit.models.build import build_model
+from clipit.train import gradcache
 from clipit.train.gradcache import check_micro_batch_size
 from clipit.train.mesh import data_mesh, put_batch, put_replicated, to_host
 from clipit.train.model_state import split_model
@@ -167,3 +168,50 @@ def test_cli_run_with_micro_batches_gives_the_same_losses_and_weights(tiny_shard
         if key.endswith("key/bias"):  # true gradient 0: Adam scales its rounding noise to a full step
             continue
         np.testing.assert_allclose(weights_micro[key], weights_full[key], rtol=1e-3, atol=1e-5, err_msg=key)
+
+
+def test_each_micro_batch_reuses_its_dropout_masks_in_the_gradient_pass():
+    """With dropout, pass 3 must see the masks pass 1 drew: the gradient then equals autograd's."""
+    rows, width, micro = 16, 8, 4
+    rng = np.random.default_rng(0)
+    batch = {"x": jnp.asarray(rng.normal(size=(rows, width)), jnp.float32), "caption_id": jnp.arange(rows)}
+    params = {"w": jnp.asarray(rng.normal(size=(width, width)), jnp.float32), "scale": jnp.asarray(3.0)}
+    rest = {"key": jax.random.key_data(jax.random.key(7)), "count": jnp.zeros((), jnp.int32)}
+
+    def encode(p, r, rows_):
+        kept = jax.random.bernoulli(jax.random.wrap_key_data(r["key"]), 0.5, rows_["x"].shape)
+        h = jnp.where(kept, rows_["x"] @ p["w"], 0.0)  # dropout drawn from the RNG state
+        return (h, jnp.tanh(h)), {**r, "count": r["count"] + 1}
+
+    def head(p, embeddings, rows_):
+        return infonce_like(p["scale"], *embeddings), p["scale"]
+
+    def infonce_like(scale, a, b):
+        logits = scale * a @ b.T
+        return -jnp.mean(jnp.diag(jax.nn.log_softmax(logits, axis=1)))
+
+    def reference(p):  # micro-batch i encoded with the keys folded with i, then one loss over all
+        parts = []
+        for i in range(rows // micro):
+            key = jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(rest["key"]), i))
+            parts.append(encode(p, {**rest, "key": key}, {"x": batch["x"][i * micro : (i + 1) * micro]})[0])
+        return head(p, tuple(jnp.concatenate(e) for e in zip(*parts, strict=True)), batch)[0]
+
+    (loss, (_, new_rest)), grads = jax.jit(
+        lambda p: gradcache.value_and_grad(
+            encode,
+            head,
+            p,
+            rest,
+            batch,
+            micro_batch_size=micro,
+            mesh=data_mesh(jax.devices()[:1]),
+            key_names={"key"},
+        )
+    )(params)
+    want_loss, want_grads = jax.value_and_grad(reference)(params)
+    assert float(loss) == pytest.approx(float(want_loss), rel=1e-6)
+    for key in params:
+        np.testing.assert_allclose(grads[key], want_grads[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    np.testing.assert_array_equal(new_rest["key"], rest["key"])  # keys restored, counter advanced once
+    assert int(new_rest["count"]) == 1
