@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -37,3 +38,4 @@ def demo(
     summary = run_demo(cfg, out)
     typer.echo(results_table(summary))
     info(f"report: {summary['report']}")
+    info(f"browse the demo's images: clipit serve --index {shlex.quote(summary['index'])}")

@@ -93,6 +93,7 @@ def run_demo(config: Config, out: Path) -> dict[str, Any]:
         "train": train_summary,
         "eval": [r.to_json() for r in results],
         "search": searches,
+        "index": str((out / "embeddings").resolve()),  # what `clipit serve --index` takes
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
     summary["report"] = str(write_report(summary, out / "report", Path(config.train.out)))
