@@ -3,9 +3,18 @@ transformers) and one opened encoder, built once per test session."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.eval.fixtures import TorchReference, make_tiny_model
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache_in_tmp(tmp_path_factory):
+    """Compiled code of the tests (and the CLIs they start) goes to a temporary folder, never to the
+    user's cache."""
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax_cache"))
 
 
 @pytest.fixture(scope="session")

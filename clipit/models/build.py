@@ -28,8 +28,8 @@ from clipit.models.vit import interpolate_positions
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 POSITIONS_KEY = hf_keys.V + "embeddings.position_embedding.weight"
-IMAGE_PARTS = ("vision_model/", "visual_projection/", "logit_scale")  # what encoding images reads
-TEXT_PARTS = ("text_model/", "text_projection/")
+IMAGE_PARTS = ("vision_model/", "visual_projection/")  # the parameters encoding images reads
+TEXT_PARTS = ("text_model/", "text_projection/")  # and encoding texts
 
 
 @dataclass

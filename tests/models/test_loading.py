@@ -249,3 +249,48 @@ def test_other_image_size_interpolates_positions(checkpoints, pixels):
     assert model.vision_model.positions_for(4, 4).shape == (17, 32)
     big = jnp.asarray(np.random.default_rng(1).standard_normal((1, 64, 64, 3), dtype=np.float32))
     assert nnx.jit(lambda m, x: m.image_features(x))(model, big).shape == (1, 32)
+
+
+def test_one_tower_read_now_the_other_later_after_checking_both(checkpoints, tmp_path):
+    import jax
+
+    from clipit.models.build import IMAGE_PARTS, TEXT_PARTS, fill_dual_encoder
+
+    full = hf_state_dict(load_dual_encoder(checkpoints["dual"])[0])
+    model, folder = load_dual_encoder(checkpoints["dual"], read=IMAGE_PARTS)
+    unread = {
+        str(path[0])
+        for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param))
+        if isinstance(variable.get_value(), jax.ShapeDtypeStruct)
+    }
+    assert unread == {"text_model", "text_projection", "logit_scale"}  # shapes only: nothing read or drawn
+    fill_dual_encoder(model, folder, TEXT_PARTS + ("logit_scale",))
+    assert_same(hf_state_dict(model), full)
+    # The tower not read is still checked up front: a wrong shape there fails the image-only load.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(checkpoints["dual"], damaged)
+    tensors = load_file(damaged / "model.safetensors")
+    tensors["text_projection.weight"] = tensors["text_projection.weight"][:, :-1].copy()
+    save_file(tensors, damaged / "model.safetensors", {"format": "pt"})
+    with pytest.raises(ModelError, match="wrong shape 1: text_projection.weight"):
+        load_dual_encoder(damaged, read=IMAGE_PARTS)
+
+
+def test_bfloat16_and_sharded_safetensors_load_like_one_float32_file(checkpoints, tmp_path):
+    from safetensors.torch import save_file as save_torch
+
+    tensors = load_file(checkpoints["dual"] / "model.safetensors")
+    half = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in tensors.items()}
+    folder = tmp_path / "sharded"
+    shutil.copytree(checkpoints["dual"], folder)
+    (folder / "model.safetensors").unlink()
+    names = sorted(half)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for file, keys in shards.items():
+        save_torch({k: half[k] for k in keys}, folder / file, {"format": "pt"})
+    weight_map = {k: file for file, keys in shards.items() for k in keys}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    ours = hf_state_dict(load_dual_encoder(folder)[0])
+    for key, value in half.items():
+        one_prefix = key.startswith("vision_model.") and not key.startswith("vision_model.vision_model.")
+        np.testing.assert_array_equal(ours["vision_model." + key if one_prefix else key], value.float().numpy())
