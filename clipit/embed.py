@@ -112,8 +112,8 @@ def check_inputs(cfg: EmbedConfig, stdout) -> None:
             "give either an image folder (PATH) or --text FILE" if cfg.images is None else "give PATH or --text, not both",
             "clipit embed images/ > vecs.npy, or clipit embed --text captions.txt > vecs.npy",
         )
-    if cfg.text is not None and (cfg.out is not None or cfg.paths_out is not None):
-        raise ConfigError("--out and --paths-out are for image folders", "drop them with --text")
+    if cfg.text is not None and cfg.paths_out is not None:
+        raise ConfigError("--paths-out is for image folders", "drop it with --text (row i is line i)")
     if cfg.model is None:
         raise ConfigError("no model given", "pass --model M or set embed.model")
     if cfg.out is not None and cfg.paths_out is not None:
@@ -134,6 +134,12 @@ def run(cfg: EmbedConfig, stdout) -> dict:
     check_inputs(cfg, stdout)
     if cfg.text is not None:
         texts = read_text_lines(cfg.text)
+        if cfg.out is not None:
+            from clipit import text_index
+
+            encoder = open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
+            return text_index.write(encoder, cfg.text, texts, cfg.out,
+                                    batch_size=cfg.batch_size, shard_size=cfg.shard_size)
         vectors = open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache).encode_texts(texts, batch_size=cfg.batch_size)
         write_npy(vectors, stdout.buffer)
         return {"rows": len(vectors), "dim": int(vectors.shape[1])}

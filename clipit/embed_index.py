@@ -39,7 +39,7 @@ from clipit.errors import DataError
 
 RECORD = "embed.json"
 FORMAT_VERSION = 2  # 2: absolute model path, files digest in each shard's metadata
-IDENTITY = ("format_version", "model", "dtype", "root", "shard_size", "dim")  # what a resumed run must match
+IDENTITY = ("format_version", "kind", "model", "dtype", "root", "shard_size", "dim")  # what a resumed run must match
 DIGEST_KEY = b"clipit.files_sha256"
 # Characters that end a line for str.splitlines (and, for \r, for text-mode reading): in a one-name-per-line
 # file a name holding one would shift every later row.
@@ -97,7 +97,7 @@ def _write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, ba
         "shard_size": shard_size,
         "dim": encoder.dim,
     }
-    _check_or_write_record(out, record)
+    check_or_write_record(out, record)
     for sub in ("img_emb", "metadata", "failed", "ann"):  # leftovers of writes a kill interrupted
         if (out / sub).is_dir():
             atomic.remove_stale_temporaries(out / sub)
@@ -135,6 +135,9 @@ def read(folder: Path) -> tuple[np.ndarray, list[str], dict]:
         record = json.loads(record_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{record_path} is not valid JSON: {exc}", "re-embed into a new --out folder") from None
+    if record.get("kind") == "text":
+        raise DataError(f"{folder} holds text embeddings (text_emb/), not images",
+                        "search an image folder's index (clipit embed DIR --out), or read it with clipit.text_index")
     vectors, paths = [], []
     for metadata in sorted((folder / "metadata").glob("metadata_*.parquet")):
         emb_file = vectors_file(folder, int(metadata.stem.split("_")[-1]))
@@ -154,8 +157,9 @@ def read(folder: Path) -> tuple[np.ndarray, list[str], dict]:
     return np.concatenate(vectors), paths, record
 
 
-def _check_or_write_record(out: Path, record: dict) -> None:
-    """A folder is resumed only with the same identity (IDENTITY keys); the file count may change."""
+def check_or_write_record(out: Path, record: dict) -> None:
+    """A folder is resumed only with the same identity (IDENTITY keys; "kind" is "text" for a folder of
+    text embeddings, absent for images); the file count may change."""
     path = out / RECORD
     if path.is_file():
         try:
@@ -163,7 +167,7 @@ def _check_or_write_record(out: Path, record: dict) -> None:
         except (json.JSONDecodeError, UnicodeDecodeError):
             existing = {}
         existing = existing if isinstance(existing, dict) else {}
-        differs = [k for k in IDENTITY if existing.get(k) != record[k]]
+        differs = [k for k in IDENTITY if existing.get(k) != record.get(k)]
         if differs:
             raise DataError(
                 f"{out} already holds embeddings made differently ({', '.join(differs)} differ)",

@@ -79,7 +79,7 @@ def test_text_file(model, encoder, tmp_path):
     [
         ([], "give either an image folder"),
         (["PHOTOS", "--text", "t.txt"], "not both"),
-        (["--text", "t.txt", "--out", "o"], "--out and --paths-out are for image folders"),
+        (["--text", "t.txt", "--paths-out", "p"], "--paths-out is for image folders"),
         (["PHOTOS"], "no model given"),
     ],
 )
