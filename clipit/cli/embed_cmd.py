@@ -47,6 +47,7 @@ def embed(
     and resumes by shard; a rerun after the folder changed re-embeds the shards whose files changed.
     From --ann-threshold vectors on (default 50000) it also builds an ANN index (usearch HNSW) in
     DIR/ann/ that clipit search uses; smaller folders are searched exactly.
+    With --text FILE --out DIR the texts go to text_emb/text_emb_0000.npy + metadata (caption column).
 
     Examples:
       clipit embed photos/ --model runs/base > vecs.npy
