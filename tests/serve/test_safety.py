@@ -12,7 +12,9 @@ import zlib
 
 import pytest
 import requests
+from typer.testing import CliRunner
 
+from clipit.cli.main import app as cli
 from clipit.search import load_index
 from clipit.serve.app import Limits, create_app
 from clipit.serve.batcher import Batcher
@@ -155,20 +157,16 @@ def _listeners(port: int) -> list[str]:
 
 
 def test_cli_missing_index_is_one_line_and_exit_2(tmp_path):
-    code, _, err = clipit_cli.run(
-        "serve", "--index", str(tmp_path / "nope"), "--port", str(free_port()), cwd=tmp_path
-    )
-    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error:") and "nope" in err, (
-        err
-    )
+    result = CliRunner().invoke(cli, ["serve", "--index", str(tmp_path / "nope"), "--port", str(free_port())])
+    assert result.exit_code == 2 and "nope" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error:")
 
 
-def test_cli_taken_port_is_one_line_and_exit_2(served_index, tmp_path):
-    with socket.socket() as taken:
+def test_cli_taken_port_is_one_line_and_exit_2(served_index):
+    with socket.socket() as taken:  # checked before the model is loaded
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        code, _, err = clipit_cli.run(
-            "serve", "--index", str(served_index["index"]), "--port", port, cwd=tmp_path
-        )
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "--port" in err, err
+        result = CliRunner().invoke(cli, ["serve", "--index", str(served_index["index"]), "--port", port])
+    assert result.exit_code == 2 and "--port" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
