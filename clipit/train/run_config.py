@@ -33,6 +33,7 @@ HARMLESS_ON_RESUME = (
     "train.keep_checkpoints",
     "train.export",
     "train.distributed",  # where the processes meet, not what they compute
+    "train.micro_batch_size",  # GradCache gives the full-batch update: a smaller one after running out of memory
     "train.evaluators",
     "data.loader.workers",  # grain's position does not depend on the worker count
     "data.loader.prefetch",

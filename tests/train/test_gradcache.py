@@ -215,3 +215,14 @@ def test_each_micro_batch_reuses_its_dropout_masks_in_the_gradient_pass():
         np.testing.assert_allclose(grads[key], want_grads[key], rtol=1e-5, atol=1e-6, err_msg=key)
     np.testing.assert_array_equal(new_rest["key"], rest["key"])  # keys restored, counter advanced once
     assert int(new_rest["count"]) == 1
+
+
+def test_a_run_resumes_with_another_micro_batch_size(tiny_shards, tmp_path):
+    from clipit.config import save_resolved
+    from clipit.train.run_config import check_resume, run_config
+
+    saved = run_config(_config(tiny_shards, tmp_path))
+    save_resolved(saved, tmp_path)
+    check_resume(run_config(_config(tiny_shards, tmp_path, "train.micro_batch_size=4")), tmp_path)  # accepted
+    with pytest.raises(ClipitError, match=r"train\.batch_size"):  # while the batch itself stays fixed
+        check_resume(run_config(_config(tiny_shards, tmp_path, "train.batch_size=32")), tmp_path)
