@@ -11,9 +11,10 @@ graph needs no training pass (so a rerun that re-embeds a shard just rebuilds it
 like the shards, and the saved file is memory-mapped for search. The clip-retrieval layout beside it
 is untouched, so autofaiss can still build its own faiss index from DIR/img_emb.
 
-The record stores a fingerprint of the shard files the graph was built from (names, sizes and
-modification times). A graph whose fingerprint no longer matches, because shards were re-embedded,
-added or removed, is stale: `clipit embed` rebuilds it, and search ignores it (with a warning) and scans.
+The record stores a fingerprint of the shards the graph was built from (each one's digest of the image
+files it embedded, its rows, its vector file's size). A graph whose fingerprint no longer matches,
+because shards were re-embedded, added or removed, is stale: `clipit embed` rebuilds it, and search
+ignores it (with a warning) and scans.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from clipit import atomic
 from clipit.console import info, warn
@@ -38,15 +40,18 @@ EXPANSION_SEARCH = 256
 
 
 def fingerprint(folder: Path) -> str:
-    """Names, sizes and modification times of the finished shards' vector and metadata files: what an
-    index built from them must still match (a re-embedded shard is written anew, so it changes)."""
+    """What an index built from the finished shards must still match: each shard's digest of the files it
+    embedded (what a re-embed changes), its row count and its vector file's size. No modification times,
+    so a copied folder keeps its index."""
+    from clipit.embed_index import DIGEST_KEY  # here: embed_index imports this module
+
     folder = Path(folder)
     entries = []
     for metadata in sorted((folder / "metadata").glob("metadata_*.parquet")):
         vectors = folder / "img_emb" / f"img_emb_{metadata.stem.split('_')[-1]}.npy"
-        for path in (metadata, vectors):
-            stat = path.stat() if path.is_file() else None
-            entries.append([path.name, stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1])
+        parquet = pq.read_metadata(metadata)
+        digest = (parquet.schema.to_arrow_schema().metadata or {}).get(DIGEST_KEY, b"").decode()
+        entries.append([metadata.name, digest, parquet.num_rows, vectors.stat().st_size if vectors.is_file() else -1])
     return hashlib.sha256(json.dumps(entries).encode("utf-8")).hexdigest()
 
 

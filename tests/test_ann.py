@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -104,16 +105,22 @@ def test_a_stale_index_is_ignored_then_rebuilt(tiny_model, encoder, photos, tmp_
             "--ann-threshold", "0"]
     assert runner.invoke(app, args).exit_code == 0
     built = (out / ann.INDEX_FILE).stat().st_mtime_ns
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)  # new modification times: the copy's index is still current
+    assert load_index(copy).ann is not None
     kept = runner.invoke(app, args)  # nothing changed: the index is kept as it is
     assert kept.exit_code == 0 and "building the ANN index" not in kept.stderr
     assert (out / ann.INDEX_FILE).stat().st_mtime_ns == built
 
-    # Shard 0's vectors rewritten after the graph was built (as a re-embed whose rebuild never ran):
-    # its rows now point elsewhere, so the graph must not be used.
-    shard = out / "img_emb" / "img_emb_0000.npy"
-    vectors = np.load(shard)
-    np.save(shard, vectors[::-1].copy())
-    os.utime(shard, ns=(built + 10**9, built + 10**9))
+    # An image rewritten, its shard re-embedded by a run killed before the rebuild: the record and the
+    # graph are still the old ones, and row 0's vector is not the one the graph holds.
+    saved = {name: (out / name).read_bytes() for name in ("embed.json", ann.INDEX_FILE)}
+    write_images(tmp_path / "other", [(70, 20)], seed=11)
+    os.replace(tmp_path / "other" / "img00.png", photos / "a" / "img00.png")
+    changed = runner.invoke(app, args)
+    assert changed.exit_code == 0 and "1 shard(s) no longer match" in " ".join(changed.stderr.split())
+    for name, data in saved.items():
+        (out / name).write_bytes(data)
     loaded = load_index(out)
     assert loaded.ann is None
     lines, stderr = search_lines(out)
