@@ -125,26 +125,49 @@ def abstract_model(
     """A DualEncoder whose parameters are shapes only (`jax.ShapeDtypeStruct`), to be filled from a
     checkpoint or random init without computing values first; its dropout RNG state is real (from
     seed + 1, one key per Dropout)."""
-    model = nnx.eval_shape(
-        lambda: DualEncoder(
-            vision, text, projection_dim, logit_scale_init=logit_scale_init, dtype=dtype, rngs=nnx.Rngs(0)
+
+    def build() -> DualEncoder:
+        rngs = nnx.Rngs(0)
+        for stream in nnx.iter_graph(rngs):
+            if type(stream[1]) is nnx.RngStream:
+                object.__setattr__(stream[1], "__class__", _TracedStream)
+        return DualEncoder(
+            vision, text, projection_dim, logit_scale_init=logit_scale_init, dtype=dtype, rngs=rngs
         )
-    )
+
+    model = nnx.eval_shape(build)
+    for _, node in nnx.iter_graph(model):
+        if type(node) is _TracedStream:
+            object.__setattr__(node, "__class__", nnx.RngStream)  # plain streams, as when built eagerly
     state = nnx.state(model, nnx.Not(nnx.Param))
     flat = nnx.to_flat_state(state)
     # Split as many keys as there are variables, parameters included: the same dropout keys per seed
-    # as when parameters and RNG state were initialised in one pass.
-    keys = iter(jax.random.split(jax.random.key(seed + 1), len(nnx.to_flat_state(nnx.state(model)))))
+    # as when parameters and RNG state were initialised in one pass. Rows go through numpy: iterating
+    # a key array compiles an unstack of every row (a second for a large model).
+    count = len(nnx.to_flat_state(nnx.state(model)))
+    keys = iter(np.asarray(jax.random.key_data(jax.random.split(jax.random.key(seed + 1), count))))
     for path, variable in flat:
         kind = type(variable)
         if issubclass(kind, nnx.RngKey):
-            variable.set_value(next(keys))
+            variable.set_value(jax.random.wrap_key_data(next(keys)))
         elif issubclass(kind, nnx.RngCount):
-            variable.set_value(jnp.zeros(variable.get_value().shape, jnp.uint32))
+            variable.set_value(jnp.asarray(np.zeros(variable.get_value().shape, np.uint32)))
         else:  # pragma: no cover - the towers hold no other state
             raise TypeError(f"unexpected state {'/'.join(map(str, path))} of type {kind.__name__}")
     nnx.update(model, state)
     return model
+
+
+class _TracedStream(nnx.RngStream):
+    """An RngStream for building under `nnx.eval_shape`: the same keys, but the counter is replaced
+    instead of updated in place. flax's in-place update compares the traced value's sharding, whose
+    error message walks the whole trace so far: quadratic, 15 s to build ViT-B/32 + BERT-base."""
+
+    def __call__(self) -> jax.Array:
+        count = self.count.get_value()
+        key = jax.random.fold_in(self.key.get_value(), count)
+        self.count.set_value(count + 1)
+        return key
 
 
 def _initial_value(

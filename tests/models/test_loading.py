@@ -47,6 +47,8 @@ def test_random_init_is_reproducible_and_has_configured_sizes():
     assert state_a["text_projection.weight"].shape == (tiny_hf.PROJECTION_DIM, 48)
     assert state_a["vision_model.vision_model.embeddings.position_embedding.weight"].shape == (17, 32)
     assert float(a.logit_scale[...]) == pytest.approx(3.0)
+    # Built abstractly with a stand-in RNG stream class; the model keeps flax's own streams.
+    assert {type(node) for _, node in nnx.iter_graph(a) if isinstance(node, nnx.RngStream)} == {nnx.RngStream}
 
 
 def test_clip_model_reuse_of_projection_is_a_choice(checkpoints):
