@@ -1,7 +1,8 @@
 """Tiny synthetic shards and a tiny model config shared by the trainer tests.
 
 The shards are written directly with the shard format (no download or build-shards step): 32 px
-one-object synthetic images with their Italian captions, and the synthetic tokenizer.
+one-object synthetic images, each with two Italian captions (the plain one and a paraphrase, as the
+synthetic set writes them: real data has several captions per image), and the synthetic tokenizer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from clipit.config import load_config
 from clipit.data.shard_format import SHARD_SCHEMA, shard_name, write_shard
-from clipit.data.synthetic import draw, grammar, scenes
+from clipit.data.synthetic import draw, grammar, paraphrase, scenes
 from clipit.data.synthetic.tokenizer import write_tokenizer
 from clipit.models.build import build_model
 from clipit.train.checkpoint import RunCheckpoints
@@ -25,29 +26,42 @@ from clipit.train.model_state import split_model
 SIDE = 32
 
 
-def one_object_sample(seed: int, index: int) -> tuple[str, bytes, str]:
+CAPTIONS_PER_IMAGE = 2
+
+
+def one_object_sample(seed: int, index: int) -> tuple[list[str], bytes, str]:
     """A synthetic scene with a single object (colour and shape): learnable in a few dozen steps."""
     rng = scenes.rng_for(seed, "trainer-test", index)
     shape, colour = rng.choice(scenes.SEEN_PAIRS)
     scene = scenes.finish_scene(rng, (grammar.Group(shape, colour, 1),), None, with_background=False)
-    caption = grammar.caption_it(scene.groups, None, None)
-    return caption, draw.encode_jpeg(draw.render(scene, SIDE)), json.dumps(scene.labels())
+    captions = [italian for italian, _ in paraphrase.captions(scene, CAPTIONS_PER_IMAGE, rng)]
+    captions += captions[:1] * (CAPTIONS_PER_IMAGE - len(captions))  # never fewer rows than asked for
+    return captions, draw.encode_jpeg(draw.render(scene, SIDE)), json.dumps(scene.labels())
 
 
 def write_synthetic_shards(folder: Path, *, train: int, val: int, seed: int = 0) -> Path:
+    """`train` and `val` count rows (image-caption pairs); every image's captions stay in one split."""
     folder.mkdir(parents=True, exist_ok=True)
-    for split, first, count in (("train", 0, train), ("val", train, val)):
-        samples = [one_object_sample(seed, i) for i in range(first, first + count)]
+    first_image = 0
+    for split, count in (("train", train), ("val", val)):
+        images = -(-count // CAPTIONS_PER_IMAGE)
+        pairs = [
+            (i, n, caption, jpeg, meta)
+            for i in range(first_image, first_image + images)
+            for (captions, jpeg, meta) in [one_object_sample(seed, i)]
+            for n, caption in enumerate(captions)
+        ][:count]
+        first_image += images
         rows = {
-            "key": [f"synthetic/{i:09d}" for i in range(first, first + count)],
+            "key": [f"synthetic/{i:09d}/{n}" for i, n, _, _, _ in pairs],
             "source": ["synthetic"] * count,
-            "caption": [caption for caption, _, _ in samples],
+            "caption": [caption for _, _, caption, _, _ in pairs],
             "caption_en": [None] * count,
-            "image": [jpeg for _, jpeg, _ in samples],
+            "image": [jpeg for _, _, _, jpeg, _ in pairs],
             "width": [SIDE] * count,
             "height": [SIDE] * count,
-            "image_sha256": [hashlib.sha256(jpeg).hexdigest() for _, jpeg, _ in samples],
-            "meta": [meta for _, _, meta in samples],
+            "image_sha256": [hashlib.sha256(jpeg).hexdigest() for _, _, _, jpeg, _ in pairs],
+            "meta": [meta for _, _, _, _, meta in pairs],
         }
         write_shard(pa.Table.from_pydict(rows, schema=SHARD_SCHEMA), folder / shard_name(split, 0), row_group_size=64)
     write_tokenizer(folder / "tokenizer")

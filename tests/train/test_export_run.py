@@ -8,14 +8,16 @@ import stat
 import subprocess
 import sys
 
+import jax
 import numpy as np
+import pytest
 import torch
 import yaml
 from safetensors.numpy import load_file
 from transformers import AutoTokenizer, VisionTextDualEncoderModel
 
 from clipit.train.checkpoint import RunCheckpoints
-from tests.train.conftest import params_at
+from tests.train.conftest import params_at, tiny_config
 
 CLIPIT = [sys.executable, "-m", "clipit.cli.main"]
 
@@ -27,8 +29,29 @@ def export(*args: str, umask: str = "022") -> subprocess.CompletedProcess:
     )
 
 
-def test_export_best_follows_the_umask_and_carries_length_and_card(tiny_run, tmp_path):
-    run_dir, config, _ = tiny_run
+@pytest.fixture(scope="module")
+def overshooting_run(tiny_shards, tmp_path_factory):
+    """A run whose last phase's learning rate is far too high, so its best checkpoint is not its latest."""
+    from clipit.train.loop import train_and_evaluate
+
+    out = tmp_path_factory.mktemp("run") / "overshoot"
+    config = tiny_config(
+        tiny_shards,
+        out,
+        'train.phases=[{name="heads", steps=4, trainable=["projection", "logit_scale"], lr=2e-3},'
+        ' {name="all", steps=80, lr=2e-3, warmup=0.1, reset_optimizer=false},'
+        ' {name="overshoot", steps=8, lr=0.5, warmup=0.0}]',
+        "train.eval_every=20",
+        "train.checkpoint_every=20",
+        "model.text.dropout=0.0",
+        "train.keep_checkpoints=20",
+    )
+    train_and_evaluate(config, devices=jax.devices()[:1])
+    return out, config
+
+
+def test_export_best_follows_the_umask_and_carries_length_and_card(overshooting_run, tmp_path):
+    run_dir, config = overshooting_run
     checkpoints = RunCheckpoints(run_dir, read_only=True)
     try:
         losses = {s: checkpoints.read_meta(s)["val_loss"] for s in checkpoints.steps()}
