@@ -32,7 +32,7 @@ def clustered(rows: int, dim: int, *, clusters: int, spread: float, seed: int) -
     for start in range(0, rows, 100_000):  # in blocks: 1M rows of noise at once would double the memory
         n = min(100_000, rows - start)
         noise = rng.standard_normal((n, dim)).astype(np.float32) * spread
-        out[start:start + n] = centres[rng.integers(0, clusters, n)] + noise
+        out[start : start + n] = centres[rng.integers(0, clusters, n)] + noise
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return out
 
@@ -81,13 +81,19 @@ def main() -> None:
         ann_t, ann_rows = latencies(approx, queries, args.k)
     recall = np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(ann_rows, exact_rows, strict=True)])
     load = os.getloadavg()
-    print(f"rows {args.rows}, dim {args.dim}, spread {args.spread}, queries {args.queries}, k {args.k}; load {load[0]:.1f}/{load[1]:.1f}")
-    print(f"params: connectivity {params['connectivity']}, expansion_add {params['expansion_add']}, "
-          f"expansion_search {params['expansion_search']}")
+    print(
+        f"rows {args.rows}, dim {args.dim}, spread {args.spread}, queries {args.queries}, k {args.k}; load {load[0]:.1f}/{load[1]:.1f}"
+    )
+    print(
+        f"params: connectivity {params['connectivity']}, expansion_add {params['expansion_add']}, "
+        f"expansion_search {params['expansion_search']}"
+    )
     print(f"build: {build_s:.1f} s; recall@{args.k} vs exact: {recall:.4f}")
     for name, t in (("exact scan", exact_t), ("ANN", ann_t)):
-        print(f"{name}: p50 {np.percentile(t, 50) * 1e3:.2f} ms, p99 {np.percentile(t, 99) * 1e3:.2f} ms, "
-              f"{len(t) / t.sum():.0f} queries/s")
+        print(
+            f"{name}: p50 {np.percentile(t, 50) * 1e3:.2f} ms, p99 {np.percentile(t, 99) * 1e3:.2f} ms, "
+            f"{len(t) / t.sum():.0f} queries/s"
+        )
     print(f"speed-up (p50): {np.percentile(exact_t, 50) / np.percentile(ann_t, 50):.1f}x")
 
 

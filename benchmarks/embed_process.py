@@ -85,10 +85,21 @@ def write_model(folder: Path) -> Path:
         VisionTextDualEncoderModel,
     )
 
-    vision = CLIPVisionConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                              intermediate_size=3072, image_size=224, patch_size=32)
-    text = BertConfig(vocab_size=32102, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                      intermediate_size=3072)  # dbmdz/bert-base-italian-xxl-uncased's sizes
+    vision = CLIPVisionConfig(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        image_size=224,
+        patch_size=32,
+    )
+    text = BertConfig(
+        vocab_size=32102,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+    )  # dbmdz/bert-base-italian-xxl-uncased's sizes
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz"]
     torch.manual_seed(0)
     config = VisionTextDualEncoderConfig.from_vision_text_configs(vision, text, projection_dim=512)
@@ -99,8 +110,13 @@ def write_model(folder: Path) -> Path:
 
 
 def measure(command: list[str], stdout: Path, env: dict) -> dict:
-    process = subprocess.run([sys.executable, "-c", MEASURE, str(stdout), *command],
-                             capture_output=True, text=True, env=env, check=True)
+    process = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(stdout), *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     result = json.loads(process.stdout.strip().splitlines()[-1])
     if result["code"]:
         raise SystemExit(f"{command[:4]} failed with exit code {result['code']}")
@@ -114,31 +130,57 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     clipit = Path(sys.executable).with_name("clipit")
-    print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start, "
-          f"{args.images} photos 500x375, batch {args.batch_size}")
+    print(
+        f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start, "
+        f"{args.images} photos 500x375, batch {args.batch_size}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = write_model(tmp / "model")
         paths = [str(p) for p in write_photos(tmp / "photos", args.images)]
         env = {**os.environ, "XDG_CACHE_HOME": str(tmp / "cache"), "NO_ALBUMENTATIONS_UPDATE": "1"}
         env.pop("JAX_COMPILATION_CACHE_DIR", None)
-        ours_cmd = [str(clipit), "embed", str(tmp / "photos"), "--model", str(model),
-                    "--set", f"embed.batch_size={args.batch_size}"]
-        theirs_cmd = [sys.executable, "-c", TORCH_LOOP, str(model), str(args.batch_size),
-                      str(tmp / "torch.npy"), *paths]
+        ours_cmd = [
+            str(clipit),
+            "embed",
+            str(tmp / "photos"),
+            "--model",
+            str(model),
+            "--set",
+            f"embed.batch_size={args.batch_size}",
+        ]
+        theirs_cmd = [
+            sys.executable,
+            "-c",
+            TORCH_LOOP,
+            str(model),
+            str(args.batch_size),
+            str(tmp / "torch.npy"),
+            *paths,
+        ]
         cold = measure(ours_cmd, tmp / "clipit.npy", env)
         print(f"clipit cold (empty compilation cache): {cold['wall']:.1f} s, peak {cold['peak_mb']:.0f} MB")
         runs: dict[str, list[dict]] = {"clipit": [], "transformers": []}
         for _ in range(args.rounds):
             runs["transformers"].append(measure(theirs_cmd, tmp / "torch.log", env))
             runs["clipit"].append(measure(ours_cmd, tmp / "clipit.npy", env))
-            print(f"  round: transformers {runs['transformers'][-1]['wall']:.1f} s, "
-                  f"clipit {runs['clipit'][-1]['wall']:.1f} s (load {os.getloadavg()[0]:.1f})")
+            print(
+                f"  round: transformers {runs['transformers'][-1]['wall']:.1f} s, "
+                f"clipit {runs['clipit'][-1]['wall']:.1f} s (load {os.getloadavg()[0]:.1f})"
+            )
         import numpy as np
 
         gap = np.abs(np.load(tmp / "clipit.npy") - np.load(tmp / "torch.npy")).max()
-        loads = [subprocess.run([sys.executable, "-c", LOAD_ONLY, str(model)], capture_output=True,
-                                text=True, env=env, check=True).stdout.split() for _ in range(3)]
+        loads = [
+            subprocess.run(
+                [sys.executable, "-c", LOAD_ONLY, str(model)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout.split()
+            for _ in range(3)
+        ]
     wall = {name: statistics.median(r["wall"] for r in rs) for name, rs in runs.items()}
     peak = {name: statistics.median(r["peak_mb"] for r in rs) for name, rs in runs.items()}
     imports, load = (statistics.median(float(x[i]) for x in loads) for i in (0, 1))

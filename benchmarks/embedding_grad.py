@@ -49,7 +49,9 @@ def main() -> None:
     ids, mask = caption_batch(args.batch, args.length, args.vocab)
     rng = np.random.default_rng(1)
     upstream = rng.standard_normal((args.batch, args.length, args.width)).astype(np.float32) * mask[..., None]
-    tables = [rng.standard_normal((rows, args.width)).astype(np.float32) * 0.02 for rows in (args.vocab, 512, 2)]
+    tables = [
+        rng.standard_normal((rows, args.width)).astype(np.float32) * 0.02 for rows in (args.vocab, 512, 2)
+    ]
     inputs = [jax.device_put(x) for x in (ids, np.zeros_like(ids), jnp.asarray(upstream, dtype))]
 
     def reference(tables, ids, types):
@@ -57,7 +59,11 @@ def main() -> None:
         jnp.take (the modules themselves are not built here so no random init lands in the step)."""
         word, position, token_type = (table.astype(dtype) for table in tables)
         positions = jnp.arange(ids.shape[1])[None, :]
-        return jnp.take(word, ids, axis=0) + jnp.take(position, positions, axis=0) + jnp.take(token_type, types, axis=0)
+        return (
+            jnp.take(word, ids, axis=0)
+            + jnp.take(position, positions, axis=0)
+            + jnp.take(token_type, types, axis=0)
+        )
 
     def ours(tables, ids, types):
         word, position, token_type = tables
@@ -65,6 +71,7 @@ def main() -> None:
 
     steps = {}
     for name, embed in (("nnx.Embed", reference), ("clipit", ours)):
+
         def loss(tables, ids, types, upstream, embed=embed):
             return (embed(tables, ids, types).astype(jnp.float32) * upstream.astype(jnp.float32)).sum()
 

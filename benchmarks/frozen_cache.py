@@ -27,10 +27,18 @@ from clipit.train.phases import plan_phases
 from clipit.train.step import init_loss_params, make_tower_features, make_train_step
 
 MODEL = [  # a small ViT-B/32-shaped pair, so that it runs on a laptop CPU in a minute
-    "model.vision.hidden_size=384", "model.vision.num_hidden_layers=6", "model.vision.num_attention_heads=6",
-    "model.vision.intermediate_size=1536", "model.vision.patch_size=32", "model.vision.image_size=224",
-    "model.text.hidden_size=384", "model.text.num_hidden_layers=6", "model.text.num_attention_heads=6",
-    "model.text.intermediate_size=1536", "model.max_text_length=64", "model.projection_dim=256",
+    "model.vision.hidden_size=384",
+    "model.vision.num_hidden_layers=6",
+    "model.vision.num_attention_heads=6",
+    "model.vision.intermediate_size=1536",
+    "model.vision.patch_size=32",
+    "model.vision.image_size=224",
+    "model.text.hidden_size=384",
+    "model.text.num_hidden_layers=6",
+    "model.text.num_attention_heads=6",
+    "model.text.intermediate_size=1536",
+    "model.max_text_length=64",
+    "model.projection_dim=256",
     'train.phases=[{name="heads", steps=100, trainable=["projection", "logit_scale"], augment=false}]',
 ]
 
@@ -67,17 +75,44 @@ def main() -> None:
 
     def fresh_state():
         trainable = {k: params[k] for k in sorted(plan.trainable)}
-        return put_replicated(mesh, {"params": params, "rest": rest, "opt": tx.init(trainable),
-                                     "phase_step": np.zeros((), np.int32), "loss_params": init_loss_params(config.train)})
+        return put_replicated(
+            mesh,
+            {
+                "params": params,
+                "rest": rest,
+                "opt": tx.init(trainable),
+                "phase_step": np.zeros((), np.int32),
+                "loss_params": init_loss_params(config.train),
+            },
+        )
 
     step = make_train_step(parts, plan, config.train, tx, mesh)
     uncached, _ = time_steps(step, fresh_state(), put_batch(mesh, raw), args.steps)
-    pooled = make_tower_features(parts, mesh)(params, rest, put_batch(mesh, {k: raw[k] for k in raw if k != "caption_id"}))
-    cached_batch = put_batch(mesh, {"image_pooled": np.asarray(pooled["image_pooled"]),
-                                    "text_pooled": np.asarray(pooled["text_pooled"]), "caption_id": raw["caption_id"]})
-    cached, _ = time_steps(make_train_step(parts, plan, config.train, tx, mesh), fresh_state(), cached_batch, args.steps)
-    print(json.dumps({"batch": args.batch, "devices": jax.device_count(), "uncached_s_per_step": round(uncached, 4),
-                      "cached_s_per_step": round(cached, 5), "speedup": round(uncached / cached, 1)}))
+    pooled = make_tower_features(parts, mesh)(
+        params, rest, put_batch(mesh, {k: raw[k] for k in raw if k != "caption_id"})
+    )
+    cached_batch = put_batch(
+        mesh,
+        {
+            "image_pooled": np.asarray(pooled["image_pooled"]),
+            "text_pooled": np.asarray(pooled["text_pooled"]),
+            "caption_id": raw["caption_id"],
+        },
+    )
+    cached, _ = time_steps(
+        make_train_step(parts, plan, config.train, tx, mesh), fresh_state(), cached_batch, args.steps
+    )
+    print(
+        json.dumps(
+            {
+                "batch": args.batch,
+                "devices": jax.device_count(),
+                "uncached_s_per_step": round(uncached, 4),
+                "cached_s_per_step": round(cached, 5),
+                "speedup": round(uncached / cached, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

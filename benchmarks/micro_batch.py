@@ -79,5 +79,6 @@ def main() -> None:
             "time_ratio": round(seconds / statistics.median(full["times"]), 3),
         }))  # fmt: skip
 
+
 if __name__ == "__main__":
     main()

@@ -103,7 +103,9 @@ def main() -> None:
     )
     if args.step == "train":  # autodiff names backward ops transpose(jvp(...)): the forward/backward split
         backward = sum(t for name, t in times.items() if "transpose(jvp" in sources.get(name, ""))
-        print(f"backward ops {backward * 1e3:.1f} ms = {backward / max(total - backward, 1e-12):.2f}x the rest")
+        print(
+            f"backward ops {backward * 1e3:.1f} ms = {backward / max(total - backward, 1e-12):.2f}x the rest"
+        )
     print("\nby kind of op (fusion kind, or kernel family):")
     for kind, seconds in kinds.most_common(12):
         print(f"  {seconds * 1e3:9.2f} ms  {seconds / total:6.1%}  {kind}")

@@ -71,7 +71,9 @@ def tokenizer_folder(vocab_size: int, folder: str) -> str:
 def model_and_batch(config: str, dtype_name: str, batch: int, dropout: float = 0.0):
     """The benchmarked model (seed 0) and one batch: (model, (pixels, input_ids, attention_mask))."""
     vision, text, length, projection_dim = CONFIGS[config]
-    text = TextSizes(**{**text.__dict__, "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout})
+    text = TextSizes(
+        **{**text.__dict__, "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    )
     dtype = jnp.bfloat16 if dtype_name == "bfloat16" else jnp.float32
     model = create_model(vision, text, projection_dim, 2.6592, dtype, seed=0)
     rng = np.random.default_rng(0)
@@ -250,17 +252,25 @@ def main() -> None:
     # a slow call is slower, the simple loops as much as the GEMMs), so the best round of each side is
     # the steadier estimate of what the code can do; both are printed.
     for kind, label in (("train", "fwd+bwd"), ("embed", "forward")):
-        for clock, index, pick in (("wall", 0, statistics.median), ("cpu", 1, statistics.median), ("best", 0, min)):
+        for clock, index, pick in (
+            ("wall", 0, statistics.median),
+            ("cpu", 1, statistics.median),
+            ("best", 0, min),
+        ):
             rates = {side: args.batch / pick(t[index] for t in times[side, kind]) for side in sides}
             line = "  ".join(f"{side} {rate:8.1f} samples/s" for side, rate in rates.items())
             ratio = f"  ratio {rates['jax'] / rates['torch']:.2f}x" if "torch" in rates else ""
             print(f"{label:8s} {clock:4s} {line}{ratio}")
         if "torch" in sides:  # each round's ratio of two timings a second apart: the VM's drift cancels
             paired = [t[0] / j[0] for j, t in zip(times["jax", kind], times["torch", kind], strict=True)]
-            print(f"{label:8s} paired ratio per round: median {statistics.median(paired):.2f}x "
-                  f"(rounds {min(paired):.2f}-{max(paired):.2f}x)")
+            print(
+                f"{label:8s} paired ratio per round: median {statistics.median(paired):.2f}x "
+                f"(rounds {min(paired):.2f}-{max(paired):.2f}x)"
+            )
     forward = model_flops(vision, text, length, projection_dim)
-    print(f"model FLOPs per sample (by hand): forward {forward / 1e9:.2f} G, fwd+bwd {3 * forward / 1e9:.2f} G")
+    print(
+        f"model FLOPs per sample (by hand): forward {forward / 1e9:.2f} G, fwd+bwd {3 * forward / 1e9:.2f} G"
+    )
     for kind, label, per_sample in (("train", "fwd+bwd", 3 * forward), ("embed", "forward", forward)):
         for side in sides:
             seconds = statistics.median(t[0] for t in times[side, kind])

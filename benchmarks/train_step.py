@@ -33,16 +33,36 @@ from clipit.train.phases import plan_phases
 from clipit.train.step import init_loss_params, make_train_step
 
 SIZES = {
-    "tiny": ["model.vision.hidden_size=128", "model.vision.num_hidden_layers=4", "model.vision.num_attention_heads=4",
-             "model.vision.intermediate_size=512", "model.vision.patch_size=8", "model.vision.image_size=64",
-             "model.text.hidden_size=128", "model.text.num_hidden_layers=2", "model.text.num_attention_heads=4",
-             "model.text.intermediate_size=512", "model.text.vocab_size=256", "model.max_text_length=24",
-             "model.projection_dim=64"],
-    "small": ["model.vision.hidden_size=384", "model.vision.num_hidden_layers=6", "model.vision.num_attention_heads=6",
-              "model.vision.intermediate_size=1536", "model.vision.patch_size=32", "model.vision.image_size=224",
-              "model.text.hidden_size=384", "model.text.num_hidden_layers=6", "model.text.num_attention_heads=6",
-              "model.text.intermediate_size=1536", "model.text.vocab_size=1000", "model.max_text_length=64",
-              "model.projection_dim=256"],
+    "tiny": [
+        "model.vision.hidden_size=128",
+        "model.vision.num_hidden_layers=4",
+        "model.vision.num_attention_heads=4",
+        "model.vision.intermediate_size=512",
+        "model.vision.patch_size=8",
+        "model.vision.image_size=64",
+        "model.text.hidden_size=128",
+        "model.text.num_hidden_layers=2",
+        "model.text.num_attention_heads=4",
+        "model.text.intermediate_size=512",
+        "model.text.vocab_size=256",
+        "model.max_text_length=24",
+        "model.projection_dim=64",
+    ],
+    "small": [
+        "model.vision.hidden_size=384",
+        "model.vision.num_hidden_layers=6",
+        "model.vision.num_attention_heads=6",
+        "model.vision.intermediate_size=1536",
+        "model.vision.patch_size=32",
+        "model.vision.image_size=224",
+        "model.text.hidden_size=384",
+        "model.text.num_hidden_layers=6",
+        "model.text.num_attention_heads=6",
+        "model.text.intermediate_size=1536",
+        "model.text.vocab_size=1000",
+        "model.max_text_length=64",
+        "model.projection_dim=256",
+    ],
 }
 
 
@@ -62,8 +82,16 @@ def clipit_rate(config, model, raw, steps: int) -> float:
     plan = plan_phases(config.train, config.data.loader, sorted(params), 10_000)[0]
     mesh = data_mesh()
     tx = build_optimizer(plan.optimizer)
-    state = put_replicated(mesh, {"params": params, "rest": rest, "opt": tx.init({k: params[k] for k in sorted(plan.trainable)}),
-                                  "phase_step": np.zeros((), np.int32), "loss_params": init_loss_params(config.train)})
+    state = put_replicated(
+        mesh,
+        {
+            "params": params,
+            "rest": rest,
+            "opt": tx.init({k: params[k] for k in sorted(plan.trainable)}),
+            "phase_step": np.zeros((), np.int32),
+            "loss_params": init_loss_params(config.train),
+        },
+    )
     step = make_train_step(parts, plan, config.train, tx, mesh)
     batch = put_batch(mesh, raw)
     state, metrics = step(state, batch)
@@ -90,7 +118,10 @@ def torch_rate(folder: str, raw, steps: int) -> float:
     def one_step():
         out = model(input_ids=ids, attention_mask=mask, pixel_values=pixels)
         logits = out.logits_per_image
-        loss = (torch.nn.functional.cross_entropy(logits, labels) + torch.nn.functional.cross_entropy(logits.T, labels)) / 2
+        loss = (
+            torch.nn.functional.cross_entropy(logits, labels)
+            + torch.nn.functional.cross_entropy(logits.T, labels)
+        ) / 2
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -108,8 +139,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", choices=[*sorted(SIZES), "demo"], default="tiny")
     args = parser.parse_args()
-    overrides = [*SIZES.get(args.size, []), "model.text.dropout=0.0", f"train.batch_size={args.batch}",
-                 'train.phases=[{name="all", steps=100, warmup=0.0}]']
+    overrides = [
+        *SIZES.get(args.size, []),
+        "model.text.dropout=0.0",
+        f"train.batch_size={args.batch}",
+        'train.phases=[{name="all", steps=100, warmup=0.0}]',
+    ]
     demo_config = Path(__file__).resolve().parents[1] / "configs" / "tiny.toml"
     config = load_config(demo_config if args.size == "demo" else None, overrides)
     model, _ = build_model(config.model)
@@ -118,13 +153,24 @@ def main() -> None:
         from transformers import BertTokenizer
 
         tokenizer_dir = f"{tmp}/tokenizer"
-        BertTokenizer(vocab={f"t{i}": i for i in range(config.model.text.vocab_size)}).save_pretrained(tokenizer_dir)
+        BertTokenizer(vocab={f"t{i}": i for i in range(config.model.text.vocab_size)}).save_pretrained(
+            tokenizer_dir
+        )
         export_hf(model, f"{tmp}/hf", tokenizer_dir=tokenizer_dir)
         ours = clipit_rate(config, model, raw, args.steps)
         theirs = torch_rate(f"{tmp}/hf", raw, args.steps)
-    print(json.dumps({"size": args.size, "batch": args.batch, "devices": jax.device_count(),
-                      "clipit_samples_per_s": round(ours, 1), "torch_samples_per_s": round(theirs, 1),
-                      "ratio": round(ours / theirs, 2)}))
+    print(
+        json.dumps(
+            {
+                "size": args.size,
+                "batch": args.batch,
+                "devices": jax.device_count(),
+                "clipit_samples_per_s": round(ours, 1),
+                "torch_samples_per_s": round(theirs, 1),
+                "ratio": round(ours / theirs, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -51,25 +51,47 @@ def fingerprint(folder: Path) -> str:
         vectors = folder / "img_emb" / f"img_emb_{metadata.stem.split('_')[-1]}.npy"
         parquet = pq.read_metadata(metadata)
         digest = (parquet.schema.to_arrow_schema().metadata or {}).get(DIGEST_KEY, b"").decode()
-        entries.append([metadata.name, digest, parquet.num_rows, vectors.stat().st_size if vectors.is_file() else -1])
+        entries.append(
+            [metadata.name, digest, parquet.num_rows, vectors.stat().st_size if vectors.is_file() else -1]
+        )
     return hashlib.sha256(json.dumps(entries).encode("utf-8")).hexdigest()
 
 
-def build(vectors: np.ndarray, path: Path, *, connectivity: int = CONNECTIVITY,
-          expansion_add: int = EXPANSION_ADD, expansion_search: int = EXPANSION_SEARCH) -> dict:
+def build(
+    vectors: np.ndarray,
+    path: Path,
+    *,
+    connectivity: int = CONNECTIVITY,
+    expansion_add: int = EXPANSION_ADD,
+    expansion_search: int = EXPANSION_SEARCH,
+) -> dict:
     """Write an HNSW graph of the unit rows of `vectors` (keys: row numbers) to `path`, atomically;
     returns its parameters."""
     import usearch
     from usearch.index import Index
 
-    graph = Index(ndim=int(vectors.shape[1]), metric="ip", dtype="f16", connectivity=connectivity,
-                  expansion_add=expansion_add, expansion_search=expansion_search)
+    graph = Index(
+        ndim=int(vectors.shape[1]),
+        metric="ip",
+        dtype="f16",
+        connectivity=connectivity,
+        expansion_add=expansion_add,
+        expansion_search=expansion_search,
+    )
     graph.add(np.arange(len(vectors), dtype=np.uint64), np.ascontiguousarray(vectors, dtype=np.float16))
     with atomic.atomic_path(Path(path)) as tmp:
         graph.save(str(tmp))
-    return {"library": "usearch", "version": usearch.__version__, "metric": "ip", "dtype": "f16",
-            "connectivity": connectivity, "expansion_add": expansion_add, "expansion_search": expansion_search,
-            "rows": len(vectors), "dim": int(vectors.shape[1])}
+    return {
+        "library": "usearch",
+        "version": usearch.__version__,
+        "metric": "ip",
+        "dtype": "f16",
+        "connectivity": connectivity,
+        "expansion_add": expansion_add,
+        "expansion_search": expansion_search,
+        "rows": len(vectors),
+        "dim": int(vectors.shape[1]),
+    }
 
 
 def update(folder: Path, vectors: np.ndarray, record: dict, threshold: int) -> dict:
@@ -88,8 +110,12 @@ def update(folder: Path, vectors: np.ndarray, record: dict, threshold: int) -> d
         previous = json.loads((folder / "embed.json").read_text(encoding="utf-8")).get("ann")
     except (OSError, ValueError, AttributeError):
         pass
-    if (isinstance(previous, dict) and previous.get("vectors") == current and path.is_file()
-            and previous.get("rows") == len(vectors)):
+    if (
+        isinstance(previous, dict)
+        and previous.get("vectors") == current
+        and path.is_file()
+        and previous.get("rows") == len(vectors)
+    ):
         record_entry = previous
     else:
         info(f"{folder}: building the ANN index of {len(vectors)} vectors ({INDEX_FILE})")
@@ -125,8 +151,10 @@ def open_graph(folder: Path, record: dict, rows: int) -> Graph | None:
     folder = Path(folder)
     path = folder / entry.get("file", INDEX_FILE)
     if entry.get("vectors") != fingerprint(folder) or entry.get("rows") != rows or not path.is_file():
-        warn(f"{folder}: the ANN index is older than the vectors; searching exactly "
-             "(rerun the clipit embed --out command to rebuild it)")
+        warn(
+            f"{folder}: the ANN index is older than the vectors; searching exactly "
+            "(rerun the clipit embed --out command to rebuild it)"
+        )
         return None
     from usearch.index import Index
 

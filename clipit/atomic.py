@@ -24,7 +24,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write to; on success it replaces `target` atomically."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent
+    )
     os.close(fd)
     os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes 0600; a normal file honours the umask
     tmp = Path(tmp_name)

@@ -92,7 +92,9 @@ def embed_images(
     relative = [p.relative_to(root).as_posix() for p in paths]
     failures = [(relative[i], reason) for i, reason in encoded.failures]
     if len(encoded.kept) == 0:
-        raise DataError(f"none of the {len(paths)} image files under {root} could be read", "see the warnings above")
+        raise DataError(
+            f"none of the {len(paths)} image files under {root} could be read", "see the warnings above"
+        )
     return encoded.vectors, [relative[i] for i in encoded.kept], failures
 
 
@@ -102,14 +104,18 @@ def embed_texts(encoder: Encoder, text_file: Path, *, batch_size: int) -> np.nda
 
 def embed_to_folder(encoder: Encoder, root: Path, out: Path, *, batch_size: int, shard_size: int) -> dict:
     """Embed `root` into the folder `out` (clipit.embed_index), resuming what is still current."""
-    return embed_index.write(encoder, root, image_paths(root), out, batch_size=batch_size, shard_size=shard_size)
+    return embed_index.write(
+        encoder, root, image_paths(root), out, batch_size=batch_size, shard_size=shard_size
+    )
 
 
 def check_inputs(cfg: EmbedConfig, stdout) -> None:
     """Everything that can be checked without the model: flags, outputs, the terminal."""
     if (cfg.images is None) == (cfg.text is None):
         raise ConfigError(
-            "give either an image folder (PATH) or --text FILE" if cfg.images is None else "give PATH or --text, not both",
+            "give either an image folder (PATH) or --text FILE"
+            if cfg.images is None
+            else "give PATH or --text, not both",
             "clipit embed images/ > vecs.npy, or clipit embed --text captions.txt > vecs.npy",
         )
     if cfg.text is not None and cfg.paths_out is not None:
@@ -117,7 +123,9 @@ def check_inputs(cfg: EmbedConfig, stdout) -> None:
     if cfg.model is None:
         raise ConfigError("no model given", "pass --model M or set embed.model")
     if cfg.out is not None and cfg.paths_out is not None:
-        raise ConfigError("--paths-out is for stdout mode", "with --out the paths are in DIR/metadata/*.parquet")
+        raise ConfigError(
+            "--paths-out is for stdout mode", "with --out the paths are in DIR/metadata/*.parquet"
+        )
     if cfg.out is not None:
         check_output_dir(cfg.out, "--out")
         embed_index.check_folder(cfg.out)
@@ -138,9 +146,12 @@ def run(cfg: EmbedConfig, stdout) -> dict:
             from clipit import text_index
 
             encoder = open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
-            return text_index.write(encoder, cfg.text, texts, cfg.out,
-                                    batch_size=cfg.batch_size, shard_size=cfg.shard_size)
-        vectors = open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache).encode_texts(texts, batch_size=cfg.batch_size)
+            return text_index.write(
+                encoder, cfg.text, texts, cfg.out, batch_size=cfg.batch_size, shard_size=cfg.shard_size
+            )
+        vectors = open_model(
+            cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache
+        ).encode_texts(texts, batch_size=cfg.batch_size)
         write_npy(vectors, stdout.buffer)
         return {"rows": len(vectors), "dim": int(vectors.shape[1])}
     paths = image_paths(cfg.images)
@@ -148,8 +159,15 @@ def run(cfg: EmbedConfig, stdout) -> dict:
         check_line_safe_names(Path(cfg.images), paths)
     encoder = open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
     if cfg.out is not None:
-        return embed_index.write(encoder, cfg.images, paths, cfg.out, batch_size=cfg.batch_size,
-                                 shard_size=cfg.shard_size, ann_threshold=cfg.ann_threshold)
+        return embed_index.write(
+            encoder,
+            cfg.images,
+            paths,
+            cfg.out,
+            batch_size=cfg.batch_size,
+            shard_size=cfg.shard_size,
+            ann_threshold=cfg.ann_threshold,
+        )
     vectors, rows, failures = embed_images(encoder, cfg.images, batch_size=cfg.batch_size, paths=paths)
     write_npy(vectors, stdout.buffer)
     if cfg.paths_out is not None:

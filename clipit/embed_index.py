@@ -39,7 +39,15 @@ from clipit.errors import DataError
 
 RECORD = "embed.json"
 FORMAT_VERSION = 2  # 2: absolute model path, files digest in each shard's metadata
-IDENTITY = ("format_version", "kind", "model", "dtype", "root", "shard_size", "dim")  # what a resumed run must match
+IDENTITY = (
+    "format_version",
+    "kind",
+    "model",
+    "dtype",
+    "root",
+    "shard_size",
+    "dim",
+)  # what a resumed run must match
 DIGEST_KEY = b"clipit.files_sha256"
 # Characters that end a line for str.splitlines (and, for \r, for text-mode reading): in a one-name-per-line
 # file a name holding one would shift every later row.
@@ -68,12 +76,24 @@ def failed_file(folder: Path, shard: int) -> Path:
 def check_folder(out: Path) -> None:
     """Before any work: `out` is new, empty, or an embedded folder (to resume)."""
     out = Path(out)
-    if out.is_dir() and not (out / RECORD).is_file() and any(p.name != folder_lock.LOCK_NAME for p in out.iterdir()):
+    if (
+        out.is_dir()
+        and not (out / RECORD).is_file()
+        and any(p.name != folder_lock.LOCK_NAME for p in out.iterdir())
+    ):
         raise DataError(f"{out} exists and is not a clipit embed folder", "use a new or empty --out folder")
 
 
-def write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, batch_size: int, shard_size: int,
-          ann_threshold: int = ann.DEFAULT_THRESHOLD) -> dict:
+def write(
+    encoder: Encoder,
+    root: Path,
+    paths: Sequence[Path],
+    out: Path,
+    *,
+    batch_size: int,
+    shard_size: int,
+    ann_threshold: int = ann.DEFAULT_THRESHOLD,
+) -> dict:
     """Embed `paths` (the sorted listing of `root`) into `out`, keeping the shards that are still
     current, then build its ANN index when it holds at least `ann_threshold` vectors (clipit.ann);
     returns a summary. One run at a time writes a folder (`DIR/.clipit.lock`)."""
@@ -86,7 +106,9 @@ def write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, bat
         return {**summary, "ann": "ann" in updated}
 
 
-def _write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, batch_size: int, shard_size: int) -> dict:
+def _write(
+    encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, batch_size: int, shard_size: int
+) -> dict:
     relative = [p.relative_to(root).as_posix() for p in paths]
     record = {
         "format_version": FORMAT_VERSION,
@@ -106,23 +128,39 @@ def _write(encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, ba
     digests = [_digest(root, shard_names) for shard_names in names]
     changed = _drop_stale_shards(out, digests)
     if changed:
-        info(f"{out}: {changed} shard(s) no longer match {root} (files added, removed or modified): re-embedding them")
+        info(
+            f"{out}: {changed} shard(s) no longer match {root} (files added, removed or modified): re-embedding them"
+        )
     done = skipped = 0
     for shard in range(count):
         if metadata_file(out, shard).is_file():
             skipped += 1
             continue
-        _write_shard(encoder, root, out, shard, names[shard], digests[shard], batch_size, f"shard {shard + 1}/{count}")
+        _write_shard(
+            encoder, root, out, shard, names[shard], digests[shard], batch_size, f"shard {shard + 1}/{count}"
+        )
         done += 1
     rows = sum(pq.read_metadata(metadata_file(out, i)).num_rows for i in range(count))
-    failures = sum(failed_file(out, i).read_text(encoding="utf-8").count("\n")
-                   for i in range(count) if failed_file(out, i).is_file())
+    failures = sum(
+        failed_file(out, i).read_text(encoding="utf-8").count("\n")
+        for i in range(count)
+        if failed_file(out, i).is_file()
+    )
     info(f"{out}: {rows} vectors in {count} shards ({skipped} already done), {failures} unreadable files")
     if rows == 0:
-        raise DataError(f"none of the {len(relative)} image files under {root} could be read",
-                        f"see the warnings above and {out / 'failed'}")
-    return {"out": str(out), "files": len(relative), "rows": rows, "unreadable": failures,
-            "shards": count, "shards_written": done, "shards_resumed": skipped}
+        raise DataError(
+            f"none of the {len(relative)} image files under {root} could be read",
+            f"see the warnings above and {out / 'failed'}",
+        )
+    return {
+        "out": str(out),
+        "files": len(relative),
+        "rows": rows,
+        "unreadable": failures,
+        "shards": count,
+        "shards_written": done,
+        "shards_resumed": skipped,
+    }
 
 
 def read(folder: Path) -> tuple[np.ndarray, list[str], dict]:
@@ -130,23 +168,33 @@ def read(folder: Path) -> tuple[np.ndarray, list[str], dict]:
     folder = Path(folder)
     record_path = folder / RECORD
     if not record_path.is_file():
-        raise DataError(f"{folder} is not an embedded folder (no {RECORD})", "make one with clipit embed DIR --out")
+        raise DataError(
+            f"{folder} is not an embedded folder (no {RECORD})", "make one with clipit embed DIR --out"
+        )
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{record_path} is not valid JSON: {exc}", "re-embed into a new --out folder") from None
+        raise DataError(
+            f"{record_path} is not valid JSON: {exc}", "re-embed into a new --out folder"
+        ) from None
     if record.get("kind") == "text":
-        raise DataError(f"{folder} holds text embeddings (text_emb/), not images",
-                        "search an image folder's index (clipit embed DIR --out), or read it with clipit.text_index")
+        raise DataError(
+            f"{folder} holds text embeddings (text_emb/), not images",
+            "search an image folder's index (clipit embed DIR --out), or read it with clipit.text_index",
+        )
     vectors, paths = [], []
     for metadata in sorted((folder / "metadata").glob("metadata_*.parquet")):
         emb_file = vectors_file(folder, int(metadata.stem.split("_")[-1]))
         if not emb_file.is_file():
-            raise DataError(f"{emb_file} is missing", "rerun the same clipit embed --out command to finish it")
+            raise DataError(
+                f"{emb_file} is missing", "rerun the same clipit embed --out command to finish it"
+            )
         shard_vectors = np.load(emb_file, allow_pickle=False)
         shard_paths = pq.read_table(metadata, columns=["image_path"]).column("image_path").to_pylist()
         if len(shard_vectors) != len(shard_paths):
-            raise DataError(f"{emb_file} has {len(shard_vectors)} rows, {metadata} {len(shard_paths)}", "re-embed")
+            raise DataError(
+                f"{emb_file} has {len(shard_vectors)} rows, {metadata} {len(shard_paths)}", "re-embed"
+            )
         vectors.append(shard_vectors.astype(np.float32))
         paths += shard_paths
     if not vectors:
@@ -214,8 +262,16 @@ def _drop_stale_shards(out: Path, digests: list[str]) -> int:
     return dropped
 
 
-def _write_shard(encoder: Encoder, root: Path, out: Path, shard: int, names: list[str], digest: str,
-                 batch_size: int, description: str) -> None:
+def _write_shard(
+    encoder: Encoder,
+    root: Path,
+    out: Path,
+    shard: int,
+    names: list[str],
+    digest: str,
+    batch_size: int,
+    description: str,
+) -> None:
     encoded = encoder.encode_images([root / n for n in names], batch_size=batch_size, description=description)
     with atomic.atomic_path(vectors_file(out, shard)) as tmp, open(tmp, "wb") as f:
         np.save(f, encoded.vectors.astype(np.float16), allow_pickle=False)

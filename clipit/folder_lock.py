@@ -39,7 +39,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _held: set[Path] = set()  # lock files this process holds
-_scope: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("folder_lock_scope", default=None)
+_scope: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar(
+    "folder_lock_scope", default=None
+)
 
 
 class FolderBusyError(ClipitError):
@@ -58,13 +60,16 @@ def hold(folder: str | os.PathLike, command: str) -> Iterator[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise ClipitError(f"cannot write to {folder}: {exc.strerror or exc}", "choose another output folder") from None
+        raise ClipitError(
+            f"cannot write to {folder}: {exc.strerror or exc}", "choose another output folder"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise FolderBusyError(
-                f"{_holder(fd)} is already writing to {folder}", "wait for it to finish, or stop it and run again"
+                f"{_holder(fd)} is already writing to {folder}",
+                "wait for it to finish, or stop it and run again",
             ) from None
         _write_holder(fd, command)
         _held.add(path)

@@ -43,12 +43,15 @@ def _check_creatable(folder: Path, key: str, target: Path) -> None:
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise ClipitError(f"{key} {target}: {existing} is a file, not a folder", f"choose another path for {key}")
+        raise ClipitError(
+            f"{key} {target}: {existing} is a file, not a folder", f"choose another path for {key}"
+        )
     try:
         fd, probe = tempfile.mkstemp(prefix=".clipit-probe.", suffix=".tmp", dir=existing)
     except OSError as exc:
         raise ClipitError(
-            f"{key} {target}: cannot write in {existing} ({exc.strerror or exc})", f"choose a writable path for {key}"
+            f"{key} {target}: cannot write in {existing} ({exc.strerror or exc})",
+            f"choose a writable path for {key}",
         ) from None
     os.close(fd)
     os.unlink(probe)

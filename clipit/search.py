@@ -81,7 +81,9 @@ def embed_query(encoder: Encoder, query: str) -> np.ndarray:
     if image is not None:
         encoded = encoder.encode_images([image], batch_size=1, description="query image")
         if encoded.failures:
-            raise DataError(f"query image {query}: {encoded.failures[0][1]}", "pass a readable image or a text")
+            raise DataError(
+                f"query image {query}: {encoded.failures[0][1]}", "pass a readable image or a text"
+            )
         return encoded.vectors[0]
     return encoder.encode_texts([query], batch_size=1, description="query")[0]
 
@@ -148,7 +150,9 @@ def run(cfg: EmbedConfig, query: str, *, html_out: Path | None = None) -> list[H
     from clipit.encode import open_model
 
     if cfg.index is None:
-        raise ConfigError("no index folder given", "pass --index DIR (made by clipit embed DIR --out) or set embed.index")
+        raise ConfigError(
+            "no index folder given", "pass --index DIR (made by clipit embed DIR --out) or set embed.index"
+        )
     check_query(query)  # before loading anything
     if html_out is not None:
         check_output_file(html_out, "--html")

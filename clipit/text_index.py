@@ -34,16 +34,23 @@ def vectors_file(folder: Path, shard: int) -> Path:
     return Path(folder) / "text_emb" / f"text_emb_{shard:04d}.npy"
 
 
-def write(encoder: Encoder, text_file: Path, texts: Sequence[str], out: Path, *, batch_size: int,
-          shard_size: int) -> dict:
+def write(
+    encoder: Encoder, text_file: Path, texts: Sequence[str], out: Path, *, batch_size: int, shard_size: int
+) -> dict:
     """Embed `texts` (the lines of `text_file`) into `out`, keeping the shards that are still current;
     returns a summary. One run at a time writes a folder (`DIR/.clipit.lock`)."""
     out = Path(out)
     with folder_lock.hold(out, "embed"):
-        record = {"format_version": embed_index.FORMAT_VERSION, "kind": "text",
-                  "model": embed_index.model_reference(encoder.name), "dtype": encoder.dtype,
-                  "root": str(Path(text_file).resolve()), "files": len(texts), "shard_size": shard_size,
-                  "dim": encoder.dim}
+        record = {
+            "format_version": embed_index.FORMAT_VERSION,
+            "kind": "text",
+            "model": embed_index.model_reference(encoder.name),
+            "dtype": encoder.dtype,
+            "root": str(Path(text_file).resolve()),
+            "files": len(texts),
+            "shard_size": shard_size,
+            "dim": encoder.dim,
+        }
         embed_index.check_or_write_record(out, record)
         for sub in ("text_emb", "metadata"):  # leftovers of writes a kill interrupted
             if (out / sub).is_dir():
@@ -67,8 +74,13 @@ def write(encoder: Encoder, text_file: Path, texts: Sequence[str], out: Path, *,
                 pq.write_table(table, tmp)
             done += 1
         info(f"{out}: {len(texts)} texts in {count} shards ({count - done} already done)")
-        return {"out": str(out), "rows": len(texts), "shards": count, "shards_written": done,
-                "shards_resumed": count - done}
+        return {
+            "out": str(out),
+            "rows": len(texts),
+            "shards": count,
+            "shards_written": done,
+            "shards_resumed": count - done,
+        }
 
 
 def read(folder: Path) -> tuple[np.ndarray, list[str], dict]:
@@ -77,16 +89,22 @@ def read(folder: Path) -> tuple[np.ndarray, list[str], dict]:
     try:
         record = json.loads((folder / embed_index.RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        raise DataError(f"{folder} is not an embedded folder (no readable {embed_index.RECORD})",
-                        "make one with clipit embed --text FILE --out DIR") from None
+        raise DataError(
+            f"{folder} is not an embedded folder (no readable {embed_index.RECORD})",
+            "make one with clipit embed --text FILE --out DIR",
+        ) from None
     if not isinstance(record, dict) or record.get("kind") != "text":
-        raise DataError(f"{folder} does not hold text embeddings", "make one with clipit embed --text FILE --out DIR")
+        raise DataError(
+            f"{folder} does not hold text embeddings", "make one with clipit embed --text FILE --out DIR"
+        )
     vectors, texts = [], []
     count = -(-record["files"] // record["shard_size"])
     for shard in range(count):
         metadata, emb = embed_index.metadata_file(folder, shard), vectors_file(folder, shard)
         if not metadata.is_file() or not emb.is_file():
-            raise DataError(f"{folder}: shard {shard} is not finished", "rerun the same clipit embed --out command")
+            raise DataError(
+                f"{folder}: shard {shard} is not finished", "rerun the same clipit embed --out command"
+            )
         vectors.append(np.load(emb, allow_pickle=False).astype(np.float32))
         texts += pq.read_table(metadata, columns=["caption"]).column("caption").to_pylist()
     return np.concatenate(vectors), texts, record

@@ -23,7 +23,9 @@ def clustered(rows: int, dim: int, *, clusters: int, spread: float, seed: int) -
     strangers, as with image embeddings, but a cluster's members are still hard to tell apart."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)
-    out = centres[rng.integers(0, clusters, rows)] + spread * rng.standard_normal((rows, dim)).astype(np.float32)
+    out = centres[rng.integers(0, clusters, rows)] + spread * rng.standard_normal((rows, dim)).astype(
+        np.float32
+    )
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
@@ -66,14 +68,29 @@ def search_lines(index, query="un gatto rosso", k=5):
 
 def exact_lines(index, encoder, query="un gatto rosso", k=5):
     loaded = load_index(index)
-    hits = rank(Index(loaded.vectors, loaded.paths, loaded.root, loaded.model), encoder.encode_texts([query])[0], k)
+    hits = rank(
+        Index(loaded.vectors, loaded.paths, loaded.root, loaded.model), encoder.encode_texts([query])[0], k
+    )
     return [f"{h.rank}\t{h.score:.4f}\t{h.path}" for h in hits], hits
 
 
 def test_search_through_the_ann_index_matches_the_exact_scan(tiny_model, encoder, photos, tmp_path):
     out = tmp_path / "index"
-    made = runner.invoke(app, ["embed", str(photos), "--model", str(tiny_model), "--out", str(out),
-                               "--shard-size", "5", "--ann-threshold", "0"])
+    made = runner.invoke(
+        app,
+        [
+            "embed",
+            str(photos),
+            "--model",
+            str(tiny_model),
+            "--out",
+            str(out),
+            "--shard-size",
+            "5",
+            "--ann-threshold",
+            "0",
+        ],
+    )
     assert made.exit_code == 0, made.stderr
     record = json.loads((out / "embed.json").read_text())
     assert record["ann"]["rows"] == 12 and record["ann"]["file"] == ann.INDEX_FILE
@@ -84,8 +101,7 @@ def test_search_through_the_ann_index_matches_the_exact_scan(tiny_model, encoder
     assert len({round(h.score, 6) for h in hits}) == len(hits)  # no ties: one right order
     lines, _ = search_lines(out)
     assert [line.split("\t")[2] for line in lines] == [line.split("\t")[2] for line in expected]
-    assert [float(line.split("\t")[1]) for line in lines] == pytest.approx(
-        [h.score for h in hits], abs=1e-3)
+    assert [float(line.split("\t")[1]) for line in lines] == pytest.approx([h.score for h in hits], abs=1e-3)
 
 
 def test_below_the_threshold_there_is_no_index_and_search_is_exact(tiny_model, photos, tmp_path):
@@ -101,8 +117,18 @@ def test_below_the_threshold_there_is_no_index_and_search_is_exact(tiny_model, p
 
 def test_a_stale_index_is_ignored_then_rebuilt(tiny_model, encoder, photos, tmp_path):
     out = tmp_path / "index"
-    args = ["embed", str(photos), "--model", str(tiny_model), "--out", str(out), "--shard-size", "5",
-            "--ann-threshold", "0"]
+    args = [
+        "embed",
+        str(photos),
+        "--model",
+        str(tiny_model),
+        "--out",
+        str(out),
+        "--shard-size",
+        "5",
+        "--ann-threshold",
+        "0",
+    ]
     assert runner.invoke(app, args).exit_code == 0
     built = (out / ann.INDEX_FILE).stat().st_mtime_ns
     copy = tmp_path / "copy"

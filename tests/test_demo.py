@@ -67,10 +67,14 @@ def test_demo_runs_every_step_and_writes_its_report(tmp_path):
 
 def test_each_attribute_is_judged_against_its_own_bar():
     metrics = {
-        "colour/acc1": 0.96, "colour/chance": 1 / 8,
-        "shape/acc1": 0.33, "shape/chance": 1 / 6,  # just under 2x chance
-        "count/acc1": 0.50, "count/chance": 1 / 4,  # exactly 2x chance
-        "relation/acc1": 0.30, "relation/chance": 1 / 4,
+        "colour/acc1": 0.96,
+        "colour/chance": 1 / 8,
+        "shape/acc1": 0.33,
+        "shape/chance": 1 / 6,  # just under 2x chance
+        "count/acc1": 0.50,
+        "count/chance": 1 / 4,  # exactly 2x chance
+        "relation/acc1": 0.30,
+        "relation/chance": 1 / 4,
     }
     rows = {r["attribute"]: r for r in attribute_rows({"metrics": metrics})}
     assert [rows[a]["met"] for a in ("colour", "shape", "count", "relation")] == [True, False, True, None]

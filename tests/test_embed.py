@@ -42,21 +42,27 @@ def photos(tmp_path_factory):
 
 
 def readable(photos):
-    return [p for p in sorted(photos.rglob("*"), key=lambda p: p.relative_to(photos).as_posix())
-            if p.suffix in (".png", ".jpg") and p.name != "broken.jpg"]
+    return [
+        p
+        for p in sorted(photos.rglob("*"), key=lambda p: p.relative_to(photos).as_posix())
+        if p.suffix in (".png", ".jpg") and p.name != "broken.jpg"
+    ]
 
 
 def test_stdout_npy_equals_encoder_and_pytorch(model, encoder, photos, tmp_path):
     rows_file = tmp_path / "rows.txt"
-    result = runner.invoke(app, ["embed", str(photos), "--model", str(model), "--paths-out", str(rows_file),
-                                 "--batch-size", "4"])
+    result = runner.invoke(
+        app, ["embed", str(photos), "--model", str(model), "--paths-out", str(rows_file), "--batch-size", "4"]
+    )
     assert result.exit_code == 0, result.stderr
     vectors = np.load(io.BytesIO(result.stdout_bytes), allow_pickle=False)
     expected_paths = readable(photos)
     assert rows_file.read_text().splitlines() == [p.relative_to(photos).as_posix() for p in expected_paths]
     assert rows_file.read_text().splitlines()[0] == "a/y00.png"
     assert vectors.dtype == np.float32 and vectors.shape == (5, encoder.dim)
-    np.testing.assert_allclose(vectors, encoder.encode_images(expected_paths, batch_size=4).vectors, atol=1e-6)
+    np.testing.assert_allclose(
+        vectors, encoder.encode_images(expected_paths, batch_size=4).vectors, atol=1e-6
+    )
     np.testing.assert_allclose(vectors, TorchReference(model).images(expected_paths), atol=1e-5)
     assert "broken.jpg" in result.stderr  # warned about, and left out of the rows
 
@@ -97,7 +103,10 @@ def test_refuses_a_terminal(model, photos):
         # The real command, its stdout a pseudo-terminal: exit 2 before loading anything, nothing written.
         process = subprocess.run(
             [sys.executable, "-m", "clipit.cli.main", "embed", str(photos), "--model", str(model)],
-            stdout=follower, stderr=subprocess.PIPE, env=ENV, timeout=120,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            env=ENV,
+            timeout=120,
         )
         os.set_blocking(leader, False)
         try:
@@ -114,21 +123,37 @@ def test_refuses_a_terminal(model, photos):
 
 def test_out_folder_layout_and_resume(model, encoder, photos, tmp_path):
     out = tmp_path / "index"
-    args = ["embed", str(photos), "--model", str(model), "--out", str(out), "--shard-size", "2", "--batch-size", "4"]
+    args = [
+        "embed",
+        str(photos),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--shard-size",
+        "2",
+        "--batch-size",
+        "4",
+    ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.stderr
     assert first.stdout.strip() == str(out)
     shards = sorted(p.name for p in (out / "img_emb").iterdir())
     assert shards == ["img_emb_0000.npy", "img_emb_0001.npy", "img_emb_0002.npy"]  # 6 files, 2 per shard
-    paths = [r for m in sorted((out / "metadata").glob("*.parquet"))
-             for r in pq.read_table(m).column("image_path").to_pylist()]
+    paths = [
+        r
+        for m in sorted((out / "metadata").glob("*.parquet"))
+        for r in pq.read_table(m).column("image_path").to_pylist()
+    ]
     vectors = np.concatenate([np.load(out / "img_emb" / s) for s in shards])
     assert vectors.dtype == np.float16
     expected = readable(photos)
     assert paths == [p.relative_to(photos).as_posix() for p in expected]
     np.testing.assert_allclose(vectors, encoder.encode_images(expected, batch_size=4).vectors, atol=2e-3)
     assert (out / "failed" / "failed_0000.tsv").read_text().startswith("a/broken.jpg\t")
-    assert (out / "config.resolved.toml").is_file() and json.loads((out / "embed.json").read_text())["files"] == 6
+    assert (out / "config.resolved.toml").is_file() and json.loads((out / "embed.json").read_text())[
+        "files"
+    ] == 6
 
     # Interrupted before shard 1's metadata: a rerun redoes shard 1 only.
     before = {p.name: p.stat().st_mtime_ns for p in (out / "img_emb").iterdir()}
@@ -152,9 +177,24 @@ def test_kill_then_resume(model, encoder, tmp_path):
     photos = tmp_path / "many"
     write_images(photos, [(24, 24)] * 150)
     out = tmp_path / "index"
-    args = ["embed", str(photos), "--model", str(model), "--out", str(out), "--shard-size", "1", "--batch-size", "1"]
-    process = subprocess.Popen([sys.executable, "-m", "clipit.cli.main", *args], env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [
+        "embed",
+        str(photos),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--shard-size",
+        "1",
+        "--batch-size",
+        "1",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clipit.cli.main", *args],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and len(list((out / "metadata").glob("*.parquet"))) < 5:
         time.sleep(0.01)
@@ -233,8 +273,14 @@ def test_a_fifo_named_like_an_image_is_skipped(model, tmp_path):
     os.mkfifo(fifo)
     rows_file = tmp_path / "rows.txt"
     outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(result=runner.invoke(
-        app, ["embed", str(photos), "--model", str(model), "--paths-out", str(rows_file)])), daemon=True)
+    worker = threading.Thread(
+        target=lambda: outcome.update(
+            result=runner.invoke(
+                app, ["embed", str(photos), "--model", str(model), "--paths-out", str(rows_file)]
+            )
+        ),
+        daemon=True,
+    )
     worker.start()
     worker.join(120)
     hung = worker.is_alive()

@@ -18,8 +18,11 @@ runner = CliRunner()
 
 
 def listing(out):
-    return [r for m in sorted((out / "metadata").glob("*.parquet"))
-            for r in pq.read_table(m).column("image_path").to_pylist()]
+    return [
+        r
+        for m in sorted((out / "metadata").glob("*.parquet"))
+        for r in pq.read_table(m).column("image_path").to_pylist()
+    ]
 
 
 def test_rerun_after_the_folder_changed(tiny_model, encoder, tmp_path):
@@ -80,7 +83,9 @@ def test_a_folder_another_run_is_writing_is_refused(tiny_model, tmp_path):
     with holding_process(out, "embed") as holder:
         busy = runner.invoke(app, args)
     assert busy.exit_code == 2, busy.stderr
-    assert f"clipit embed (pid {holder.pid} on " in busy.stderr and f"is already writing to {out}" in busy.stderr
+    assert (
+        f"clipit embed (pid {holder.pid} on " in busy.stderr and f"is already writing to {out}" in busy.stderr
+    )
     assert [p.name for p in out.iterdir()] == [LOCK_NAME]  # nothing written
     free = runner.invoke(app, args)  # the holder is gone: the same command runs
     assert free.exit_code == 0, free.stderr

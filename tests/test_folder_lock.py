@@ -83,5 +83,8 @@ def test_acquire_needs_a_scoped_caller(tmp_path):
 
 def test_an_output_path_that_is_a_file_is_a_clipit_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ClipitError, match=f"cannot write to {tmp_path / 'file'}"), hold(tmp_path / "file", "train"):
+    with (
+        pytest.raises(ClipitError, match=f"cannot write to {tmp_path / 'file'}"),
+        hold(tmp_path / "file", "train"),
+    ):
         pass

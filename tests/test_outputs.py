@@ -25,7 +25,11 @@ def test_writable_paths_pass_and_leave_nothing_behind(tmp_path):
         (check_output_file, "DIR", "--key {DIR} is a folder"),
         (check_output_file, "FIFO", "--key {FIFO} is not a regular file"),
         (check_output_file, "FILE/x.json", "--key {FILE}/x.json: {FILE} is a file, not a folder"),
-        (check_output_file, "/proc/self/new/x.json", "--key /proc/self/new/x.json: cannot write in /proc/self"),
+        (
+            check_output_file,
+            "/proc/self/new/x.json",
+            "--key /proc/self/new/x.json: cannot write in /proc/self",
+        ),
         (check_output_dir, "FILE", "--key {FILE} is not a folder"),
         (check_output_dir, "FILE/sub", "{FILE} is a file, not a folder"),
         (check_output_dir, "/proc/self", "cannot write in /proc/self"),

@@ -57,8 +57,9 @@ def test_text_query_ranks_like_brute_force(setup):
 
 def test_cli_prints_rank_score_path_and_writes_html(setup, tmp_path):
     sheet = tmp_path / "sheets" / "results.html"
-    result = runner.invoke(app, ["search", "un gatto", "--index", str(setup["index"]), "-k", "4",
-                                 "--html", str(sheet)])  # the model comes from the index
+    result = runner.invoke(
+        app, ["search", "un gatto", "--index", str(setup["index"]), "-k", "4", "--html", str(sheet)]
+    )  # the model comes from the index
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 4
@@ -88,7 +89,9 @@ def test_index_made_with_relative_paths_works_from_another_folder(tiny_model, tm
     monkeypatch.chdir(project)
     made = runner.invoke(app, ["embed", "photos", "--model", "model", "--out", "index"])
     assert made.exit_code == 0, made.stderr
-    assert json.loads((project / "index" / "embed.json").read_text())["model"] == str((project / "model").resolve())
+    assert json.loads((project / "index" / "embed.json").read_text())["model"] == str(
+        (project / "model").resolve()
+    )
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -109,7 +112,9 @@ def test_a_missing_image_query_is_an_error_not_a_text(setup, query):
 
 
 def test_html_cannot_be_a_folder(setup, tmp_path):
-    result = runner.invoke(app, ["search", "un gatto", "--index", str(setup["index"]), "--html", str(tmp_path)])
+    result = runner.invoke(
+        app, ["search", "un gatto", "--index", str(setup["index"]), "--html", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "--html" in result.stderr and "is a folder" in result.stderr
     assert result.stdout == ""
 
@@ -123,7 +128,9 @@ def test_contact_sheet_links_cannot_become_javascript(tiny_model, encoder, tmp_p
         source.rename(photos / name)
     embed_to_folder(encoder, photos, tmp_path / "index", batch_size=4, shard_size=10)
     sheet = photos / "sheet.html"
-    result = runner.invoke(app, ["search", "un gatto", "--index", str(tmp_path / "index"), "--html", str(sheet)])
+    result = runner.invoke(
+        app, ["search", "un gatto", "--index", str(tmp_path / "index"), "--html", str(sheet)]
+    )
     assert result.exit_code == 0, result.stderr
     links = re.findall(r'(?:href|src)="([^"]+)"', sheet.read_text())
     assert len(links) == 6

@@ -25,11 +25,16 @@ def build_shards(
             show_default=False,
         ),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Output folder (config: data.shards.out).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (config: data.shards.out).")
+    ] = None,
     val_fraction: Annotated[
         float | None,
         typer.Option(
-            "--val-fraction", min=0.0, max=0.999, help="Share of images held out (config: data.shards.val_fraction)."
+            "--val-fraction",
+            min=0.0,
+            max=0.999,
+            help="Share of images held out (config: data.shards.val_fraction).",
         ),
     ] = None,
     exclude: Annotated[
@@ -66,4 +71,6 @@ def build_shards(
     Console(highlight=False).print(shards.summary_table(summary))
     for line in shards.summary_lines(summary):
         typer.echo(line)
-    typer.echo(f"{summary['ok']} rows in {sum(len(v) for v in summary['shards'].values())} shards: {Path(section.out)}")
+    typer.echo(
+        f"{summary['ok']} rows in {sum(len(v) for v in summary['shards'].values())} shards: {Path(section.out)}"
+    )

@@ -16,7 +16,9 @@ from clipit.console import info
 @guarded
 def demo(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo makes.")] = Path("demo-out"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo makes.")] = Path(
+        "demo-out"
+    ),
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:

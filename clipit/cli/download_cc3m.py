@@ -47,7 +47,12 @@ def cc3m(
     cfg = load(ctx, config, set_)
     cfg = with_flags(
         cfg,
-        {"data.cc3m.tsv": tsv, "data.cc3m.out": out, "data.cc3m.limit": limit, "data.download.distributor": distributor},
+        {
+            "data.cc3m.tsv": tsv,
+            "data.cc3m.out": out,
+            "data.cc3m.limit": limit,
+            "data.download.distributor": distributor,
+        },
     )
     source = cfg.data.cc3m
     cc3m_source.run(source, cfg.data.download, cfg.data.shards.val_fraction)

@@ -17,9 +17,23 @@ from clipit.data import synthetic
 @guarded
 def download_synthetic(
     ctx: typer.Context,
-    out: Annotated[Path | None, typer.Option("--out", help="Output folder (config: data.synthetic.out).")] = None,
-    n: Annotated[int | None, typer.Option("--n", min=1, help="Training images, each with data.synthetic.captions_per_image captions (config: data.synthetic.n).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed; the same seed gives the same bytes (config: data.synthetic.seed).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (config: data.synthetic.out).")
+    ] = None,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "--n",
+            min=1,
+            help="Training images, each with data.synthetic.captions_per_image captions (config: data.synthetic.n).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed", help="Seed; the same seed gives the same bytes (config: data.synthetic.seed)."
+        ),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:

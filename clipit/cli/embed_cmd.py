@@ -18,7 +18,9 @@ from clipit.errors import ConfigError
 def merge_flags(cfg: EmbedConfig, flags: dict) -> EmbedConfig:
     """Flags over the config's [embed] values (a flag left out keeps the config value)."""
     try:
-        return EmbedConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in flags.items() if v is not None}})
+        return EmbedConfig.model_validate(
+            {**cfg.model_dump(), **{k: v for k, v in flags.items() if v is not None}}
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"--{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
@@ -27,15 +29,37 @@ def merge_flags(cfg: EmbedConfig, flags: dict) -> EmbedConfig:
 @guarded
 def embed(
     ctx: typer.Context,
-    path: Annotated[Path | None, typer.Argument(help="Folder of images (recursive; rows in sorted path order).", show_default=False)] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="clipit run folder, HF folder or hub id.")] = None,
-    text: Annotated[Path | None, typer.Option("--text", help="Embed this text file instead, one text per line.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write a resumable folder of float16 shards + metadata.")] = None,
-    paths_out: Annotated[Path | None, typer.Option("--paths-out", help="Write the rows' image paths here, one per line.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", min=1, help="Items per forward pass.")] = None,
-    shard_size: Annotated[int | None, typer.Option("--shard-size", min=1, help="Rows per shard with --out.")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="Folder of images (recursive; rows in sorted path order).", show_default=False),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="clipit run folder, HF folder or hub id.")
+    ] = None,
+    text: Annotated[
+        Path | None, typer.Option("--text", help="Embed this text file instead, one text per line.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write a resumable folder of float16 shards + metadata.")
+    ] = None,
+    paths_out: Annotated[
+        Path | None, typer.Option("--paths-out", help="Write the rows' image paths here, one per line.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", "-b", min=1, help="Items per forward pass.")
+    ] = None,
+    shard_size: Annotated[
+        int | None, typer.Option("--shard-size", min=1, help="Rows per shard with --out.")
+    ] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32 (default) or bfloat16.")] = None,
-    ann_threshold: Annotated[int | None, typer.Option("--ann-threshold", min=0, help="With --out: build an ANN index from this many vectors (default 50000).")] = None,
+    ann_threshold: Annotated[
+        int | None,
+        typer.Option(
+            "--ann-threshold",
+            min=0,
+            help="With --out: build an ANN index from this many vectors (default 50000).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -58,9 +82,17 @@ def embed(
     from clipit import embed as embedding
 
     cfg = load(ctx, config, set_)
-    flags = {"images": path, "model": model, "text": text, "out": out, "paths_out": paths_out,
-             "batch_size": batch_size, "shard_size": shard_size, "dtype": dtype,
-             "ann_threshold": ann_threshold}
+    flags = {
+        "images": path,
+        "model": model,
+        "text": text,
+        "out": out,
+        "paths_out": paths_out,
+        "batch_size": batch_size,
+        "shard_size": shard_size,
+        "dtype": dtype,
+        "ann_threshold": ann_threshold,
+    }
     section = merge_flags(cfg.embed, flags)
     if text is not None and path is None:
         section = section.model_copy(update={"images": None})  # --text replaces a configured folder

@@ -13,27 +13,37 @@ from clipit.cli.options import ConfigOpt, SetOpt, load
 from clipit.config.eval import EvalConfig
 from clipit.errors import ConfigError
 
-app = typer.Typer(help="Evaluate models: zero-shot classification and text-image retrieval.", no_args_is_help=True)
+app = typer.Typer(
+    help="Evaluate models: zero-shot classification and text-image retrieval.", no_args_is_help=True
+)
 
 ModelOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--model", "-m", help="clipit run folder, HF VisionTextDualEncoder folder or hub id (repeatable).",
+        "--model",
+        "-m",
+        help="clipit run folder, HF VisionTextDualEncoder folder or hub id (repeatable).",
         show_default=False,
     ),
 ]
 OutputOpt = Annotated[
     Path | None,
     typer.Option(
-        "--output", "-o", show_default=False,
+        "--output",
+        "-o",
+        show_default=False,
         help="Metrics JSON that `clip_benchmark build` reads; with several models one file per model, F-<model>.json.",
     ),
 ]
 PlotOpt = Annotated[
     Path | None,
-    typer.Option("--plot", help="Bar-chart PNG (default with several models: beside --output).", show_default=False),
+    typer.Option(
+        "--plot", help="Bar-chart PNG (default with several models: beside --output).", show_default=False
+    ),
 ]
-BatchOpt = Annotated[int | None, typer.Option("--batch-size", "-b", min=1, help="Images or texts per forward pass.")]
+BatchOpt = Annotated[
+    int | None, typer.Option("--batch-size", "-b", min=1, help="Images or texts per forward pass.")
+]
 DtypeOpt = Annotated[str | None, typer.Option("--dtype", help="float32 (default) or bfloat16.")]
 
 
@@ -83,12 +93,19 @@ def zero_shot(
     ctx: typer.Context,
     dataset: Annotated[str | None, typer.Option("--dataset", help="imagenet-it or synthetic.")] = None,
     model: ModelOpt = None,
-    data: Annotated[Path | None, typer.Option("--data", help="Images: one folder per class (ImageNet val layout).")] = None,
-    classnames: Annotated[
-        Path | None, typer.Option("--classnames", help="CLIP_benchmark JSON or CLIP-Italian TSV (default: download).")
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Images: one folder per class (ImageNet val layout).")
     ] = None,
-    templates: Annotated[Path | None, typer.Option("--templates", help="Templates JSON or text (default: download).")] = None,
-    labels: Annotated[Path | None, typer.Option("--labels", help="'file<TAB>label' lines for a flat image folder.")] = None,
+    classnames: Annotated[
+        Path | None,
+        typer.Option("--classnames", help="CLIP_benchmark JSON or CLIP-Italian TSV (default: download)."),
+    ] = None,
+    templates: Annotated[
+        Path | None, typer.Option("--templates", help="Templates JSON or text (default: download).")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="'file<TAB>label' lines for a flat image folder.")
+    ] = None,
     output: OutputOpt = None,
     plot: PlotOpt = None,
     batch_size: BatchOpt = None,
@@ -114,7 +131,13 @@ def zero_shot(
         load(ctx, config, set_).eval,
         {"model": model, "output": output, "plot": plot, "batch_size": batch_size, "dtype": dtype},
         "zero_shot",
-        {"dataset": dataset, "data": data, "classnames": classnames, "templates": templates, "labels": labels},
+        {
+            "dataset": dataset,
+            "data": data,
+            "classnames": classnames,
+            "templates": templates,
+            "labels": labels,
+        },
     )
     _report(cfg, zeroshot.run(_check_outputs(cfg)))
 
@@ -125,8 +148,12 @@ def retrieval(
     ctx: typer.Context,
     dataset: Annotated[str | None, typer.Option("--dataset", help="mscoco-it or synthetic.")] = None,
     model: ModelOpt = None,
-    images: Annotated[Path | None, typer.Option("--images", help="Folder the caption file's file_names are in.")] = None,
-    annotations: Annotated[Path | None, typer.Option("--annotations", help="COCO-format caption JSON.")] = None,
+    images: Annotated[
+        Path | None, typer.Option("--images", help="Folder the caption file's file_names are in.")
+    ] = None,
+    annotations: Annotated[
+        Path | None, typer.Option("--annotations", help="COCO-format caption JSON.")
+    ] = None,
     output: OutputOpt = None,
     plot: PlotOpt = None,
     batch_size: BatchOpt = None,

@@ -19,14 +19,18 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="A clipit run folder (clipit train --out).")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write (replaces an earlier export).")],
     step: Annotated[
-        int | None, typer.Option("--step", help="Export this checkpoint step instead of the latest.", show_default=False)
+        int | None,
+        typer.Option("--step", help="Export this checkpoint step instead of the latest.", show_default=False),
     ] = None,
     best: Annotated[
         bool, typer.Option("--best", help="Export the kept checkpoint with the lowest validation loss.")
     ] = False,
     license_id: Annotated[
         str,
-        typer.Option("--license", help="License id in the model card's header (the data's and base models' terms apply)."),
+        typer.Option(
+            "--license",
+            help="License id in the model card's header (the data's and base models' terms apply).",
+        ),
     ] = DEFAULT_LICENSE,
     config: ConfigOpt = None,
     set_: SetOpt = None,

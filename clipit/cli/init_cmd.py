@@ -22,7 +22,9 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing clipit.toml.")] = False,
     preset: Annotated[
         str | None,
-        typer.Option("--preset", help="Start from a packaged config: tiny or clip-italian.", show_default=False),
+        typer.Option(
+            "--preset", help="Start from a packaged config: tiny or clip-italian.", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Write DIR/clipit.toml: every key at its default, each with a comment (or a packaged config).
@@ -34,8 +36,12 @@ def init(
     target = directory / DEFAULT_CONFIG_NAME
     source = packaged_config(preset) if preset is not None else None
     if preset is not None and source is None:
-        raise ConfigError(f"--preset {preset}: no such packaged config", f"choose one of {', '.join(packaged_names())}")
+        raise ConfigError(
+            f"--preset {preset}: no such packaged config", f"choose one of {', '.join(packaged_names())}"
+        )
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists", "edit it, or pass --force to overwrite it")
-    atomic.write_text(target, source.read_text(encoding="utf-8") if source is not None else render_commented_toml())
+    atomic.write_text(
+        target, source.read_text(encoding="utf-8") if source is not None else render_commented_toml()
+    )
     info(f"wrote {target}")

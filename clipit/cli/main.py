@@ -42,7 +42,9 @@ def root(
     ctx: typer.Context,
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """clipit: train and use CLIP models for a new language (Italian first).
 

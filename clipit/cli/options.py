@@ -16,11 +16,21 @@ from clipit.config import Config, load_config, validate_config
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML config file, or a packaged one by name: tiny, clip-italian (default: ./clipit.toml when present).", show_default=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML config file, or a packaged one by name: tiny, clip-italian (default: ./clipit.toml when present).",
+        show_default=False,
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config key: --set train.batch_size=64 (repeatable).", show_default=False),
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a config key: --set train.batch_size=64 (repeatable).",
+        show_default=False,
+    ),
 ]
 
 

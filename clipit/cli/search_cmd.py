@@ -15,13 +15,24 @@ from clipit.cli.options import ConfigOpt, SetOpt, load
 @guarded
 def search(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="Italian text, or the path of an image file (which must exist).", show_default=False)],
-    index: Annotated[Path | None, typer.Option("--index", help="Folder made by clipit embed DIR --out.")] = None,
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="Italian text, or the path of an image file (which must exist).", show_default=False
+        ),
+    ],
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Folder made by clipit embed DIR --out.")
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Model (default: the one that built the index).")
     ] = None,
-    k: Annotated[int | None, typer.Option("-k", "--top", min=1, help="How many results (default 10).")] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="Write an HTML contact sheet of the results.")] = None,
+    k: Annotated[
+        int | None, typer.Option("-k", "--top", min=1, help="How many results (default 10).")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write an HTML contact sheet of the results.")
+    ] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32 (default) or bfloat16.")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -35,6 +46,8 @@ def search(
     """
     from clipit import search as searching
 
-    section = merge_flags(load(ctx, config, set_).embed, {"index": index, "model": model, "k": k, "dtype": dtype})
+    section = merge_flags(
+        load(ctx, config, set_).embed, {"index": index, "model": model, "k": k, "dtype": dtype}
+    )
     for hit in searching.run(section, query, html_out=html):
         typer.echo(f"{hit.rank}\t{hit.score:.4f}\t{hit.path}")

@@ -16,7 +16,10 @@ from clipit.cli.options import ConfigOpt, SetOpt, load
 def train(
     ctx: typer.Context,
     data: Annotated[
-        Path | None, typer.Option("--data", help="Shards folder from build-shards (config: train.data).", show_default=False)
+        Path | None,
+        typer.Option(
+            "--data", help="Shards folder from build-shards (config: train.data).", show_default=False
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Run folder (config: train.out).", show_default=False)
@@ -30,7 +33,8 @@ def train(
         ),
     ] = False,
     list_params: Annotated[
-        bool, typer.Option("--list-params", help="Print the parameter paths phase regexes select from, and exit.")
+        bool,
+        typer.Option("--list-params", help="Print the parameter paths phase regexes select from, and exit."),
     ] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,

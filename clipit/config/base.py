@@ -46,10 +46,14 @@ class Section(BaseModel):
 
 def _non_empty_path(text: str) -> Path:
     if not text.strip():
-        raise ValueError("an empty path is not allowed: give a path (\".\" for the current folder), or remove the key")
+        raise ValueError(
+            'an empty path is not allowed: give a path ("." for the current folder), or remove the key'
+        )
     return Path(text)
 
 
 def _takes(annotation: Any, kind: Any) -> bool:
     """Whether `annotation` is `kind` or a union with it (`Path | None` takes Path)."""
-    return annotation == kind or (get_origin(annotation) in (Union, UnionType) and kind in get_args(annotation))
+    return annotation == kind or (
+        get_origin(annotation) in (Union, UnionType) and kind in get_args(annotation)
+    )

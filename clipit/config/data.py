@@ -16,7 +16,9 @@ class DownloadSettings(Section):
     processes: int = Field(2, ge=1, description="Worker processes of img2dataset.")
     threads: int = Field(16, ge=1, description="Download threads per process.")
     timeout: float = Field(10.0, gt=0, description="Seconds before one image request gives up.")
-    retries: int = Field(2, ge=0, description="Immediate retries per image after a failed request (img2dataset).")
+    retries: int = Field(
+        2, ge=0, description="Immediate retries per image after a failed request (img2dataset)."
+    )
     rate_limit_rounds: int = Field(
         2, ge=0, description="Extra rounds for URLs refused with HTTP 429/503, each after a wait."
     )
@@ -66,30 +68,45 @@ class MscocoItSource(Section):
 
 class SyntheticSource(Section):
     out: Path = Field(Path("sources/synthetic"), description="Output folder of the synthetic dataset.")
-    n: int = Field(4000, ge=1, description="Number of training images (each with captions_per_image captions).")
+    n: int = Field(
+        4000, ge=1, description="Number of training images (each with captions_per_image captions)."
+    )
     seed: int = Field(0, description="Seed; the same seed gives the same dataset.")
     image_size: int = Field(64, ge=16, description="Side of the square synthetic images, in pixels.")
     captions_per_image: int = Field(
-        3, ge=1, le=8, description="Distinct captions of each training image (paraphrases; fewer where fewer fit)."
+        3,
+        ge=1,
+        le=8,
+        description="Distinct captions of each training image (paraphrases; fewer where fewer fit).",
     )
-    samples_per_shard: int = Field(10_000, ge=1, description="Images per tar shard (as img2dataset writes them).")
+    samples_per_shard: int = Field(
+        10_000, ge=1, description="Images per tar shard (as img2dataset writes them)."
+    )
     zeroshot_per_class: int = Field(50, ge=1, description="Images per class of each zero-shot attribute set.")
     retrieval_images: int = Field(200, ge=1, description="Images of the retrieval set (2-3 captions each).")
-    workers: int = Field(2, ge=0, description="Drawing processes for 10,000 images or more (0 = main process).")
+    workers: int = Field(
+        2, ge=0, description="Drawing processes for 10,000 images or more (0 = main process)."
+    )
 
 
 class ShardSettings(Section):
     sources: list[Path] = Field(default_factory=list, description="Source folders merged by build-shards.")
     out: Path = Field(Path("shards"), description="Output folder of build-shards.")
     val_fraction: float = Field(
-        0.05, ge=0, lt=1, description="Share of images held out for validation (every caption of an image in one split)."
+        0.05,
+        ge=0,
+        lt=1,
+        description="Share of images held out for validation (every caption of an image in one split).",
     )
     exclude: list[Path] = Field(
         default_factory=list,
         description="Evaluation sets whose images are removed (image folders, source folders or manifest files).",
     )
     exclude_max_distance: int = Field(
-        6, ge=0, le=32, description="Largest pHash Hamming distance (of 64 bits) at which an image is an eval image."
+        6,
+        ge=0,
+        le=32,
+        description="Largest pHash Hamming distance (of 64 bits) at which an image is an eval image.",
     )
     image_side: int = Field(256, ge=16, description="Shorter side of re-encoded shard images.")
     jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of shard images.")
@@ -102,9 +119,12 @@ class ShardSettings(Section):
         89_478_485, ge=1, description="Larger images are filtered as decompression bombs."
     )
     dedup_images: bool = Field(
-        True, description="Drop an image whose bytes already came from another URL or file (other captions too)."
+        True,
+        description="Drop an image whose bytes already came from another URL or file (other captions too).",
     )
-    lang: str = Field("it", description="Language of the kept captions; rows whose `lang` differs are filtered.")
+    lang: str = Field(
+        "it", description="Language of the kept captions; rows whose `lang` differs are filtered."
+    )
     workers: int = Field(2, ge=0, description="Decode/resize worker processes (0 = in the main process).")
 
     # Filters that together reject every row are a mistake in the config, not a run to start.
@@ -128,7 +148,9 @@ class LoaderSettings(Section):
     augment: bool = Field(True, description="Train transform: random resized crop and flip.")
     crop_scale_min: float = Field(0.5, gt=0, le=1, description="Smallest crop area of the random crop.")
     flip: bool = Field(True, description="Random horizontal flip (swaps sinistra/destra in captions).")
-    color_jitter: float = Field(0.0, ge=0, le=1, description="Strength of brightness/contrast/saturation jitter.")
+    color_jitter: float = Field(
+        0.0, ge=0, le=1, description="Strength of brightness/contrast/saturation jitter."
+    )
     prefetch: int = Field(2, ge=0, description="Batches prepared ahead of the trainer.")
     shuffle_window: int = Field(
         16, ge=1, description="Row groups whose rows are shuffled together (and cached per worker)."

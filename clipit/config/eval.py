@@ -18,7 +18,8 @@ class ZeroShotSettings(Section):
     )
     templates: Path | None = Field(None, description="Prompt templates; default: download.")
     labels: Path | None = Field(
-        None, description="Labels file ('file<TAB>label' lines) for a flat image folder instead of class folders."
+        None,
+        description="Labels file ('file<TAB>label' lines) for a flat image folder instead of class folders.",
     )
 
 

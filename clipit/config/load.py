@@ -40,7 +40,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         key, value = parse_override(item)
         _set_dotted(raw, key, value, origin=f"--set {item}")
         override_keys.add(key)
-    return validate_config(raw, source=str(path) if path is not None else "defaults", override_keys=override_keys)
+    return validate_config(
+        raw, source=str(path) if path is not None else "defaults", override_keys=override_keys
+    )
 
 
 def packaged_names() -> list[str]:
@@ -54,7 +56,9 @@ def packaged_config(name: str) -> Path | None:
     return PACKAGED_DIR / f"{stem}.toml" if stem in packaged_names() else None
 
 
-def validate_config(raw: dict[str, Any], source: str = "config", override_keys: set[str] = frozenset()) -> Config:
+def validate_config(
+    raw: dict[str, Any], source: str = "config", override_keys: set[str] = frozenset()
+) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
@@ -66,7 +70,9 @@ def parse_override(item: str) -> tuple[str, Any]:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {item!r} is not of the form section.key=value", "e.g. --set train.batch_size=64")
+        raise ConfigError(
+            f"--set {item!r} is not of the form section.key=value", "e.g. --set train.batch_size=64"
+        )
     text = text.strip()
     try:
         value = tomllib.loads(f"v = {text}")["v"]

@@ -42,7 +42,9 @@ class TextTower(Section):
     layer_norm_eps: float = Field(1e-12, gt=0, description="LayerNorm epsilon.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in training (hidden and attention).")
     initializer_range: float = Field(
-        0.02, gt=0, description="Std of the random init (BERT's; about hidden_size**-0.5 suits narrow towers)."
+        0.02,
+        gt=0,
+        description="Std of the random init (BERT's; about hidden_size**-0.5 suits narrow towers).",
     )
 
 
@@ -96,11 +98,15 @@ class ModelConfig(Section):
     def check_text_length(self, max_position_embeddings: int, source: str) -> None:
         """Raise a ConfigError when captions would be longer than a checkpoint's position table."""
         try:
-            _check_length(self.max_text_length, max_position_embeddings, f"max_position_embeddings of {source}")
+            _check_length(
+                self.max_text_length, max_position_embeddings, f"max_position_embeddings of {source}"
+            )
         except ValueError as exc:
             raise ConfigError(f"model.{exc}", "lower model.max_text_length") from None
 
 
 def _check_length(length: int, positions: int, table: str) -> None:
     if length > positions:
-        raise ValueError(f"max_text_length {length} exceeds the {positions} positions of the text tower ({table})")
+        raise ValueError(
+            f"max_text_length {length} exceeds the {positions} positions of the text tower ({table})"
+        )

@@ -18,7 +18,9 @@ from clipit.config.load import _model_of
 from clipit.config.root import Config
 
 
-def _walk(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, FieldInfo | None, type[BaseModel] | None]]:
+def _walk(
+    model: type[BaseModel], prefix: str = ""
+) -> Iterator[tuple[str, str, FieldInfo | None, type[BaseModel] | None]]:
     """Yield (section, key, field, submodel); a section header comes as (section, '', None, model)."""
     scalars = []
     nested = []
@@ -45,7 +47,10 @@ def _default(field: FieldInfo) -> Any:
     else:
         value = field.default
     if isinstance(value, list):
-        return [v.model_dump(mode="json", exclude_none=True) if isinstance(v, BaseModel) else str(v) for v in value]
+        return [
+            v.model_dump(mode="json", exclude_none=True) if isinstance(v, BaseModel) else str(v)
+            for v in value
+        ]
     if value is None:
         return None
     if isinstance(value, bool | int | float):
@@ -67,7 +72,7 @@ def render_markdown() -> str:
         "Generated from `clipit/config/` by `make docs` (a test fails when this file is stale).",
         "Every key can be set in `clipit.toml` or with `--set section.key=value` (value in TOML syntax;",
         "a bare word is a string). Unknown keys and wrong types are errors (exit code 2): nothing is coerced",
-        "(`\"64\"` is not 64, `1` is not `true`) except an integer where a float is meant; floats must be finite;",
+        '(`"64"` is not 64, `1` is not `true`) except an integer where a float is meant; floats must be finite;',
         "sizes must agree (`image_size` a multiple of `patch_size`, heads dividing `hidden_size`, `max_text_length`",
         "within the text tower's positions) and `trainable` patterns must be valid regexes.",
         "Paths are relative to the folder you run `clipit` in.",
@@ -75,7 +80,10 @@ def render_markdown() -> str:
     ]
     for section, key, field, model in _walk(Config):
         if field is None:
-            has_keys = any(_model_of(f.annotation) is None or "list" in str(f.annotation) for f in model.model_fields.values())
+            has_keys = any(
+                _model_of(f.annotation) is None or "list" in str(f.annotation)
+                for f in model.model_fields.values()
+            )
             if not has_keys:
                 continue
             doc = (model.__doc__ or "").strip().splitlines()

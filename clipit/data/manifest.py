@@ -89,7 +89,9 @@ def from_rows(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     for i, row in enumerate(rows):
         unknown = set(row) - set(COLUMNS)
         if unknown:
-            raise ManifestError(f"manifest row {i}: unknown columns {sorted(unknown)}", f"columns are {COLUMNS}")
+            raise ManifestError(
+                f"manifest row {i}: unknown columns {sorted(unknown)}", f"columns are {COLUMNS}"
+            )
         for name in COLUMNS:
             value = row.get(name)
             if name == "meta" and isinstance(value, Mapping):
@@ -117,22 +119,31 @@ def validate(table: pa.Table, path: str | Path = "manifest") -> pa.Table:
         )
     extra = [name for name in table.column_names if name not in COLUMNS]
     if extra:
-        raise ManifestError(f"{path}: unexpected column(s) {', '.join(extra)}", f"a manifest has exactly {COLUMNS}")
+        raise ManifestError(
+            f"{path}: unexpected column(s) {', '.join(extra)}", f"a manifest has exactly {COLUMNS}"
+        )
     for name in REQUIRED:
         if table.column(name).null_count:
             row = table.column(name).to_pylist().index(None)
-            raise ManifestError(f"{path}: row {row}: '{name}' is empty", "every row needs key, source, status, split")
+            raise ManifestError(
+                f"{path}: row {row}: '{name}' is empty", "every row needs key, source, status, split"
+            )
     try:
         table = table.select(list(COLUMNS)).cast(SCHEMA)
     except (ValueError, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        raise ManifestError(f"{path}: wrong column type: {exc}", "rerun the stage that made this file") from None
+        raise ManifestError(
+            f"{path}: wrong column type: {exc}", "rerun the stage that made this file"
+        ) from None
     _check_values(table, "status", STATUSES, path)
     _check_values(table, "split", SPLITS, path)
     keys = table.column("key").to_pylist()
     if len(set(keys)) != len(keys):
         seen: set[str] = set()
         dup = next(k for k in keys if k in seen or seen.add(k))
-        raise ManifestError(f"{path}: row {keys.index(dup, keys.index(dup) + 1)}: duplicate key {dup!r}", "keys must be unique")
+        raise ManifestError(
+            f"{path}: row {keys.index(dup, keys.index(dup) + 1)}: duplicate key {dup!r}",
+            "keys must be unique",
+        )
     return table
 
 
@@ -161,10 +172,14 @@ def read(path: str | Path) -> pa.Table:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ManifestError(f"{path}: not a readable Parquet file ({exc})", "delete it and rerun the stage") from None
+        raise ManifestError(
+            f"{path}: not a readable Parquet file ({exc})", "delete it and rerun the stage"
+        ) from None
     version = (table.schema.metadata or {}).get(VERSION_KEY)
     if version is None:
-        raise ManifestError(f"{path}: no clipit manifest version in its metadata", "write it with clipit.data.manifest")
+        raise ManifestError(
+            f"{path}: no clipit manifest version in its metadata", "write it with clipit.data.manifest"
+        )
     if version not in READABLE_VERSIONS:
         raise ManifestError(
             f"{path}: manifest schema version {version.decode()} (this clipit reads version {SCHEMA_VERSION})",
@@ -180,7 +195,9 @@ def merge(tables: Sequence[pa.Table], names: Sequence[str] | None = None) -> pa.
     for table, name in zip(tables, names, strict=True):
         for key in table.column("key").to_pylist():
             if key in owner:
-                raise ManifestError(f"key {key!r} is in both {owner[key]} and {name}", "merge each source once")
+                raise ManifestError(
+                    f"key {key!r} is in both {owner[key]} and {name}", "merge each source once"
+                )
             owner[key] = name
     if not tables:
         return empty()

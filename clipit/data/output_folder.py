@@ -40,7 +40,9 @@ def is_ours(folder: str | os.PathLike) -> bool:
     names = {p.name for p in folder.iterdir()}
     if not names or LOCK_NAME in names:
         return True
-    return manifest.MANIFEST_NAME in names and _has_our_version(folder / manifest.MANIFEST_NAME, manifest.VERSION_KEY)
+    return manifest.MANIFEST_NAME in names and _has_our_version(
+        folder / manifest.MANIFEST_NAME, manifest.VERSION_KEY
+    )
 
 
 def check_ours(folder: str | os.PathLike, option: str) -> Path:

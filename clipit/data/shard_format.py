@@ -52,7 +52,9 @@ def write_shard(table: pa.Table, path: str | Path, row_group_size: int = 256) ->
     except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ManifestError(f"{path}: rows do not match the shard schema: {exc}") from None
     with atomic.atomic_path(path) as tmp:
-        pq.write_table(table.replace_schema_metadata(SHARD_SCHEMA.metadata), tmp, row_group_size=row_group_size)
+        pq.write_table(
+            table.replace_schema_metadata(SHARD_SCHEMA.metadata), tmp, row_group_size=row_group_size
+        )
     return path
 
 

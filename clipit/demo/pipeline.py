@@ -25,7 +25,9 @@ def demo_config(config_path: Path | None, overrides: list[str], out: Path) -> Co
     if config_path is None:
         config_path = TINY_CONFIG
         if not config_path.is_file():
-            raise ConfigError(f"{config_path} is missing", "pass --config with a tiny config (see configs/tiny.toml)")
+            raise ConfigError(
+                f"{config_path} is missing", "pass --config with a tiny config (see configs/tiny.toml)"
+            )
     base = load_config(config_path, overrides)
     raw = base.model_dump(mode="json", exclude_none=True)
     sources = out / "sources" / "synthetic"

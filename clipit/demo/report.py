@@ -54,9 +54,21 @@ def results_table(summary: dict[str, Any]) -> str:
         "retrieval (synthetic)      R@1      R@5      R@10     MRR@1    MRR@10",
         "-" * 68,
         "text -> image            "
-        + "".join(f"{m.get(k, float('nan')):7.1%}  " for k in ("image_retrieval_recall@1", "image_retrieval_recall@5", "image_retrieval_recall@10", "image_retrieval_mrr@1", "image_retrieval_mrr@10")),
+        + "".join(
+            f"{m.get(k, float('nan')):7.1%}  "
+            for k in (
+                "image_retrieval_recall@1",
+                "image_retrieval_recall@5",
+                "image_retrieval_recall@10",
+                "image_retrieval_mrr@1",
+                "image_retrieval_mrr@10",
+            )
+        ),
         "image -> text            "
-        + "".join(f"{m.get(k, float('nan')):7.1%}  " for k in ("text_retrieval_recall@1", "text_retrieval_recall@5", "text_retrieval_recall@10")),
+        + "".join(
+            f"{m.get(k, float('nan')):7.1%}  "
+            for k in ("text_retrieval_recall@1", "text_retrieval_recall@5", "text_retrieval_recall@10")
+        ),
         "",
         "search: " + "; ".join(f"'{s['query']}' -> {s['html']}" for s in summary["search"]),
         f"report: {summary.get('report', '')}",
@@ -67,7 +79,9 @@ def results_table(summary: dict[str, Any]) -> str:
 
 def write_report(summary: dict[str, Any], folder: Path, run_dir: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(folder / "metrics.json", json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n")
+    atomic.write_text(
+        folder / "metrics.json", json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
+    )
     _plot_loss(run_dir, folder / "loss.png")
     _plot_zero_shot(attribute_rows(summary["eval"][0]), folder / "zeroshot.png")
     page = folder / "index.html"
@@ -109,10 +123,11 @@ def _page(summary: dict[str, Any], folder: Path) -> str:
         for r in attribute_rows(summary["eval"][0])
     )
     retrieval = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in summary["eval"][1]["metrics"].items()
+        f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>"
+        for k, v in summary["eval"][1]["metrics"].items()
     )
     searches = "".join(
-        f"<li><a href=\"{html.escape(str(Path(s['html']).resolve().as_uri()))}\">{html.escape(s['query'])}</a></li>"
+        f'<li><a href="{html.escape(str(Path(s["html"]).resolve().as_uri()))}">{html.escape(s["query"])}</a></li>'
         for s in summary["search"]
     )
     loss = '<img src="loss.png" alt="training loss per phase">' if (folder / "loss.png").is_file() else ""

@@ -23,8 +23,12 @@ def evaluate_run(config: Config, run_dir: Path, sources: Path) -> list[EvalResul
     zero_shot = zeroshot.evaluate(
         encoder, synthetic_tasks(sources), dataset="synthetic", model_name=MODEL_NAME, batch_size=batch
     )
-    captions = retrieval.read_coco_captions(sources / "retrieval" / "captions.json", sources / "retrieval" / "images")
-    ranked = retrieval.evaluate(encoder, captions, dataset="synthetic", model_name=MODEL_NAME, batch_size=batch)
+    captions = retrieval.read_coco_captions(
+        sources / "retrieval" / "captions.json", sources / "retrieval" / "images"
+    )
+    ranked = retrieval.evaluate(
+        encoder, captions, dataset="synthetic", model_name=MODEL_NAME, batch_size=batch
+    )
     return [zero_shot, ranked]
 
 

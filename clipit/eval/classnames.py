@@ -28,9 +28,7 @@ from clipit import atomic
 from clipit.errors import DataError, NetworkError
 
 CLIP_BENCHMARK_COMMIT = "48de38c1689fa6d8b4dd53e3370c669c3bb18117"
-CLIP_BENCHMARK_BASE_URL = (
-    f"https://raw.githubusercontent.com/LAION-AI/CLIP_benchmark/{CLIP_BENCHMARK_COMMIT}/clip_benchmark/datasets/"
-)
+CLIP_BENCHMARK_BASE_URL = f"https://raw.githubusercontent.com/LAION-AI/CLIP_benchmark/{CLIP_BENCHMARK_COMMIT}/clip_benchmark/datasets/"
 
 
 @dataclass(frozen=True)
@@ -39,9 +37,12 @@ class PinnedFile:
     sha256: str
 
 
-CLASSNAMES_FILE = PinnedFile("it_classnames.json", "c68e61e8614c00a92419ff7676bbd9dadb0487851c5eaaa2056c4d0d137ca9b7")
+CLASSNAMES_FILE = PinnedFile(
+    "it_classnames.json", "c68e61e8614c00a92419ff7676bbd9dadb0487851c5eaaa2056c4d0d137ca9b7"
+)
 TEMPLATES_FILE = PinnedFile(
-    "it_zeroshot_classification_templates.json", "85b8739d92ad1a760e9badc83c7ef91aaf2091e3713509e9096ed44dd64ebb2a"
+    "it_zeroshot_classification_templates.json",
+    "85b8739d92ad1a760e9badc83c7ef91aaf2091e3713509e9096ed44dd64ebb2a",
 )
 TSV_COLUMN = "query_short_translated"
 DOWNLOAD_TIMEOUT_S = 30
@@ -166,7 +167,9 @@ def _looks_like_tsv(path: Path, text: str) -> bool:
 def _tsv_column(path: Path, text: str, column: str) -> list[str]:
     rows = list(csv.DictReader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows or column not in rows[0]:
-        raise DataError(f"{path} has no {column!r} column", "use CLIP-Italian's imagenet_labels_IT.tsv layout")
+        raise DataError(
+            f"{path} has no {column!r} column", "use CLIP-Italian's imagenet_labels_IT.tsv layout"
+        )
     names = [row[column] for row in rows]
     for number, name in enumerate(names, 2):
         if not name or not name.strip():
@@ -178,7 +181,9 @@ def _json_list(path: Path, text: str, dataset: str) -> list[str]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON: {exc}", "use CLIP_benchmark's {\"dataset\": [...]} form") from None
+        raise DataError(
+            f"{path} is not valid JSON: {exc}", 'use CLIP_benchmark\'s {"dataset": [...]} form'
+        ) from None
     if isinstance(data, dict):
         if dataset in data:
             data = data[dataset]

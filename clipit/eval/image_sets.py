@@ -36,13 +36,16 @@ def class_folders(data_dir: Path, n_classes: int, wnids: list[str] | None = None
         raise DataError(f"data folder {data_dir} does not exist", "pass --data with one folder per class")
     folders = sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise DataError(f"{data_dir} has no class folders", "use the ImageNet val layout, or pass --labels FILE")
+        raise DataError(
+            f"{data_dir} has no class folders", "use the ImageNet val layout, or pass --labels FILE"
+        )
     if wnids is not None:
         index = {wnid: i for i, wnid in enumerate(wnids)}
         unknown = [f.name for f in folders if f.name not in index]
         if unknown:
             raise DataError(
-                f"{data_dir}: folder {unknown[0]!r} is not a class of the class-name file", "folders must be wnids"
+                f"{data_dir}: folder {unknown[0]!r} is not a class of the class-name file",
+                "folders must be wnids",
             )
         folder_class = [index[f.name] for f in folders]
     else:
@@ -66,7 +69,9 @@ def class_folders(data_dir: Path, n_classes: int, wnids: list[str] | None = None
 _SEPARATOR = re.compile(r"[\t,]| +")
 
 
-def labels_file(labels: Path, data_dir: Path, n_classes: int, wnids: list[str] | None = None) -> LabelledImages:
+def labels_file(
+    labels: Path, data_dir: Path, n_classes: int, wnids: list[str] | None = None
+) -> LabelledImages:
     """Images listed in a labels file, relative to `data_dir`."""
     labels, data_dir = Path(labels), Path(data_dir)
     try:
@@ -93,7 +98,9 @@ def labels_file(labels: Path, data_dir: Path, n_classes: int, wnids: list[str] |
             )
         relative = PurePosixPath(name.replace("\\", "/"))
         if relative.is_absolute() or ".." in relative.parts:
-            raise DataError(f"{labels}:{number}: {name!r} leaves the data folder", "use paths relative to --data")
+            raise DataError(
+                f"{labels}:{number}: {name!r} leaves the data folder", "use paths relative to --data"
+            )
         path = data_dir / relative
         if not relative.suffix and not path.exists():
             path = path.with_name(path.name + ".JPEG")

@@ -70,12 +70,16 @@ def best_positive_ranks(
         positive = positives(start, stop)
         has_positive = positive.any(axis=1)
         if not has_positive.all():
-            raise ValueError(f"query {start + int(np.flatnonzero(~has_positive)[0])} has no positive candidate")
+            raise ValueError(
+                f"query {start + int(np.flatnonzero(~has_positive)[0])} has no positive candidate"
+            )
         ranks[start:stop] = ranks_from_scores(queries[start:stop] @ candidates.T, positive)
     return ranks
 
 
-def label_positives(query_labels: np.ndarray, candidate_labels: np.ndarray) -> Callable[[int, int], np.ndarray]:
+def label_positives(
+    query_labels: np.ndarray, candidate_labels: np.ndarray
+) -> Callable[[int, int], np.ndarray]:
     """Positives by equal labels (zero-shot: an image's class)."""
     query_labels, candidate_labels = np.asarray(query_labels), np.asarray(candidate_labels)
     return lambda start, stop: query_labels[start:stop, None] == candidate_labels[None, :]
@@ -167,7 +171,10 @@ def retrieval_metrics(
     if len(caption_image) != len(text_embeddings):
         raise ValueError("one image index per caption is required")
     if captions is None:
-        first, pairs = np.arange(len(caption_image)), np.stack([np.arange(len(caption_image)), caption_image], 1)
+        first, pairs = (
+            np.arange(len(caption_image)),
+            np.stack([np.arange(len(caption_image)), caption_image], 1),
+        )
     else:
         first, pairs = unique_texts(captions, caption_image)
     texts = np.asarray(text_embeddings)[first]

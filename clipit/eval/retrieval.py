@@ -45,11 +45,15 @@ def read_coco_captions(annotations: Path, images_dir: Path) -> CaptionSet:
     try:
         data = json.loads(annotations.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{annotations} does not exist", "pass --annotations with a COCO caption JSON") from None
+        raise DataError(
+            f"{annotations} does not exist", "pass --annotations with a COCO caption JSON"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{annotations} is not valid JSON: {exc}", "pass a COCO caption JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(
-        data.get("annotations"), list
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("annotations"), list)
     ):
         raise DataError(f"{annotations} has no 'images' and 'annotations' lists", "pass a COCO caption JSON")
 
@@ -60,7 +64,9 @@ def read_coco_captions(annotations: Path, images_dir: Path) -> CaptionSet:
             raise DataError(f"{annotations}: images[{number}] needs 'id' and 'file_name'", "fix the entry")
         key = canonical_id(image["id"])
         if key in position:
-            raise DataError(f"{annotations}: images[{number}] repeats id {image['id']!r}", "ids must be unique")
+            raise DataError(
+                f"{annotations}: images[{number}] repeats id {image['id']!r}", "ids must be unique"
+            )
         position[key] = len(paths)
         paths.append(images_dir / _safe_relative(image["file_name"], annotations, number))
 
@@ -68,7 +74,9 @@ def read_coco_captions(annotations: Path, images_dir: Path) -> CaptionSet:
     caption_image: list[int] = []
     for number, note in enumerate(data["annotations"]):
         if not isinstance(note, dict) or "image_id" not in note or not isinstance(note.get("caption"), str):
-            raise DataError(f"{annotations}: annotations[{number}] needs 'image_id' and 'caption'", "fix the entry")
+            raise DataError(
+                f"{annotations}: annotations[{number}] needs 'image_id' and 'caption'", "fix the entry"
+            )
         key = canonical_id(note["image_id"])
         if key not in position:
             raise DataError(

@@ -25,7 +25,11 @@ def attribute_folders(data: Path) -> list[Path]:
     """The attribute folders under DATA/zeroshot (or DATA itself when it is the zeroshot folder)."""
     data = Path(data)
     root = data / "zeroshot" if (data / "zeroshot").is_dir() else data
-    folders = [p for p in root.iterdir() if p.is_dir() and (p / "classnames.json").is_file()] if root.is_dir() else []
+    folders = (
+        [p for p in root.iterdir() if p.is_dir() and (p / "classnames.json").is_file()]
+        if root.is_dir()
+        else []
+    )
     if not folders:
         raise DataError(
             f"{data} holds no synthetic zero-shot sets (<attribute>/classnames.json)",
@@ -35,7 +39,9 @@ def attribute_folders(data: Path) -> list[Path]:
     return sorted(folders, key=lambda p: (rank.get(p.name, len(rank)), p.name))
 
 
-def synthetic_tasks(data: Path, *, classnames: Path | None = None, templates: Path | None = None) -> list[Task]:
+def synthetic_tasks(
+    data: Path, *, classnames: Path | None = None, templates: Path | None = None
+) -> list[Task]:
     """One task per attribute; `classnames`/`templates` override every attribute's own files."""
     tasks = []
     for folder in attribute_folders(data):

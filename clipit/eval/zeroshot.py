@@ -51,7 +51,9 @@ def evaluate(encoder, tasks: list[Task], *, dataset: str, model_name: str, batch
     for task in tasks:
         prefix = f"{task.name}/" if len(tasks) > 1 else ""
         classifier = build_classifier(encoder, task.classnames, task.templates, batch_size=batch_size)
-        encoded = encoder.encode_images(task.images.paths, batch_size=batch_size, description=f"{task.name} images")
+        encoded = encoder.encode_images(
+            task.images.paths, batch_size=batch_size, description=f"{task.name} images"
+        )
         if not len(encoded.kept):
             raise DataError(f"no image of {task.name} could be read", "check the data folder")
         labels = task.images.labels[encoded.kept]
@@ -120,5 +122,7 @@ def run(cfg: EvalConfig) -> list[EvalResult]:
     results = []
     for spec in cfg.model:
         encoder = open_model(spec, dtype=cfg.dtype)
-        results.append(evaluate(encoder, tasks, dataset=settings.dataset, model_name=spec, batch_size=cfg.batch_size))
+        results.append(
+            evaluate(encoder, tasks, dataset=settings.dataset, model_name=spec, batch_size=cfg.batch_size)
+        )
     return results

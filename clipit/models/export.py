@@ -45,7 +45,9 @@ def export_hf(
             f"{out_dir}: exists and is not an earlier export (no config.json)",
             hint="choose a new --out folder or remove that one",
         )
-    with atomic.atomic_folder(out_dir) as staging:  # an earlier export is replaced only once this one is whole
+    with atomic.atomic_folder(
+        out_dir
+    ) as staging:  # an earlier export is replaced only once this one is whole
         _write_config(model, staging)
         _write_weights(model, staging / "model.safetensors")
         _write_tokenizer(tokenizer_dir, staging, text_length or model.text_sizes.max_position_embeddings)

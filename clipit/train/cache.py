@@ -53,8 +53,11 @@ class FeatureCache:
             order = np.random.default_rng([seed, phase, int(epoch)]).permutation(rows)
             in_epoch = positions // rows == epoch
             index[in_epoch] = order[positions[in_epoch] % rows]
-        return {"image_pooled": self.image_pooled[index], "text_pooled": self.text_pooled[index],
-                "caption_id": self.caption_id[index]}
+        return {
+            "image_pooled": self.image_pooled[index],
+            "text_pooled": self.text_pooled[index],
+            "caption_id": self.caption_id[index],
+        }
 
 
 def build_cache(

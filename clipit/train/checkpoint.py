@@ -70,7 +70,9 @@ class RunCheckpoints:
     def save(self, step: int, state: dict, meta: dict[str, Any]) -> None:
         """Save host (numpy) copies: the state is replicated, and slicing device replicas costs more."""
         meta = {**meta, "format_version": FORMAT_VERSION, "step": step}
-        host = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, state)
+        host = jax.tree.map(
+            lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, state
+        )
         self.manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(host), meta=ocp.args.JsonSave(meta)),
@@ -82,7 +84,9 @@ class RunCheckpoints:
     def restore_state(self, step: int, template: dict) -> dict:
         """The whole train state as numpy; `template` gives the structure (its values are not read)."""
         abstract = jax.tree.map(lambda x: np.empty(np.shape(x), x.dtype), template)
-        restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+        restored = self.manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+        )
         return restored["state"]
 
     def restore_params(self, step: int, template: dict) -> dict:
@@ -106,7 +110,9 @@ class RunCheckpoints:
                 self.manager.delete(step)
 
     def best_step(self) -> int | None:
-        scored = [(m["val_loss"], s) for s in self.steps() if (m := self.read_meta(s)).get("val_loss") is not None]
+        scored = [
+            (m["val_loss"], s) for s in self.steps() if (m := self.read_meta(s)).get("val_loss") is not None
+        ]
         return min(scored)[1] if scored else None
 
     def close(self) -> None:

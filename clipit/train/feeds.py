@@ -99,7 +99,9 @@ class CacheFeed:
         self.step = 0
 
     def next(self) -> dict[str, np.ndarray]:
-        batch = self.cache.batch(seed=self.seed, phase=self.phase, step=self.step, local_batch=self.local_batch)
+        batch = self.cache.batch(
+            seed=self.seed, phase=self.phase, step=self.step, local_batch=self.local_batch
+        )
         self.step += 1
         return batch
 

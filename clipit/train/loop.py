@@ -65,7 +65,9 @@ def train_and_evaluate(
 
     `devices` restricts the mesh to some of this process's devices (default: every device of the job).
     """
-    config = run_config(config, data=data, out=out)  # flags folded in, absolute paths: the saved config is the run
+    config = run_config(
+        config, data=data, out=out
+    )  # flags folded in, absolute paths: the saved config is the run
     train = config.train
     data_dir, run_dir = train.data, train.out
     if resume:
@@ -129,7 +131,11 @@ def train_and_evaluate(
             trainable = {k: state["params"][k] for k in sorted(plan.trainable)}
             trainable.update({f"loss/{k}": v for k, v in state["loss_params"].items()})
             fresh_opt = jax.jit(tx.init, out_shardings=replicated(mesh))(put_replicated(mesh, trainable))
-            state["opt"] = fresh_opt if plan.reset_optimizer or state["opt"] is None else carry_over(state["opt"], fresh_opt)
+            state["opt"] = (
+                fresh_opt
+                if plan.reset_optimizer or state["opt"] is None
+                else carry_over(state["opt"], fresh_opt)
+            )
             state["phase_step"] = np.zeros((), np.int32)
             if resuming_here:
                 state = checkpoints.restore_state(resume_step, state)
@@ -163,8 +169,12 @@ def train_and_evaluate(
                         bar.note(plan.name, step, val)
                         val_loss = val["loss"]
                 if step % train.checkpoint_every == 0 or phase_done:
-                    meta = {"phase": plan.index, "phase_step": phase_step, "loader": ckpt.encode_loader_state(feed.get_state()),
-                            "val_loss": val_loss}
+                    meta = {
+                        "phase": plan.index,
+                        "phase_step": phase_step,
+                        "loader": ckpt.encode_loader_state(feed.get_state()),
+                        "val_loss": val_loss,
+                    }
                     checkpoints.save(step, state, meta)
                     # Continue from fresh copies, exactly as a run resumed from this checkpoint does:
                     # XLA's CPU kernels can round differently on reused (donated) and fresh buffers.
@@ -215,16 +225,23 @@ class _Window:
 
     def rates(self, batch_size: int) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        return {"samples_per_s": self.steps * batch_size / elapsed, "data_wait_fraction": self.waited / elapsed}
+        return {
+            "samples_per_s": self.steps * batch_size / elapsed,
+            "data_wait_fraction": self.waited / elapsed,
+        }
 
 
 def _phase_feed(config: Config, plan: PhasePlan, data_dir: Path, tokenizer, parts, state, mesh):
     seed = config.train.seed + plan.index
     if not plan.cache_frozen:
-        loader = shard_loader(config, data_dir, "train", tokenizer=tokenizer, settings=plan.loader, seed=seed, train=True)
+        loader = shard_loader(
+            config, data_dir, "train", tokenizer=tokenizer, settings=plan.loader, seed=seed, train=True
+        )
         return LoaderFeed(loader)
     info(f"phase '{plan.name}': caching the frozen towers' outputs over the train split")
-    loader = shard_loader(config, data_dir, "train", tokenizer=tokenizer, settings=plan.loader, seed=seed, train=False)
+    loader = shard_loader(
+        config, data_dir, "train", tokenizer=tokenizer, settings=plan.loader, seed=seed, train=False
+    )
     with loader:
         cache = build_cache(make_tower_features(parts, mesh), state["params"], state["rest"], loader, mesh)
     local_batch = config.train.batch_size // jax.process_count()

@@ -62,7 +62,10 @@ def siglip(
 
 
 def retrieval_hits(
-    logits: jax.Array, caption_id: jax.Array | None, ks: tuple[int, ...] = (1, 5), image_id: jax.Array | None = None
+    logits: jax.Array,
+    caption_id: jax.Array | None,
+    ks: tuple[int, ...] = (1, 5),
+    image_id: jax.Array | None = None,
 ) -> dict:
     """In-batch recall@k with `clipit eval`'s rule and ranking code (clipit.eval.metrics).
 

@@ -38,7 +38,10 @@ class ModelParts:
     def merge(self, params: Params, rest: Params) -> nnx.Module:
         flat_params = [(self.param_paths[k], self.param_types[k](v)) for k, v in params.items()]
         flat_rest = [
-            (self.rest_paths[k], self.rest_types[k](jax.random.wrap_key_data(v) if self.rest_is_key[k] else v))
+            (
+                self.rest_paths[k],
+                self.rest_types[k](jax.random.wrap_key_data(v) if self.rest_is_key[k] else v),
+            )
             for k, v in rest.items()
         ]
         return nnx.merge(self.graphdef, nnx.from_flat_state(flat_params), nnx.from_flat_state(flat_rest))

@@ -35,13 +35,17 @@ def build_optimizer(settings: OptimizerSettings) -> optax.GradientTransformation
     if settings.name == "adamw":
         parts.append(optax.scale_by_adam(b1=settings.b1, b2=settings.b2, eps=settings.eps))
     else:
-        parts.append(optax.scale_by_belief(b1=settings.b1, b2=settings.b2, eps=settings.eps, eps_root=settings.eps))
+        parts.append(
+            optax.scale_by_belief(b1=settings.b1, b2=settings.b2, eps=settings.eps, eps_root=settings.eps)
+        )
     if settings.weight_decay > 0:
         parts.append(optax.add_decayed_weights(settings.weight_decay, mask=decay_mask))
     return optax.chain(*parts)
 
 
-def learning_rate(step: jax.Array, *, peak: float, warmup_steps: int, total_steps: int, end: float) -> jax.Array:
+def learning_rate(
+    step: jax.Array, *, peak: float, warmup_steps: int, total_steps: int, end: float
+) -> jax.Array:
     """Linear warmup from 0 to `peak` over `warmup_steps`, then cosine down to `end` at `total_steps`."""
     step = jnp.asarray(step, jnp.float32)
     warm = peak * (step + 1) / max(warmup_steps, 1)  # the first step already moves (lr > 0)

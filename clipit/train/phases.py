@@ -64,10 +64,10 @@ def plan_phases(
         if not learn_scale:
             trainable.discard(LOGIT_SCALE)
         if not trainable:
-            raise ConfigError(f"{where}: nothing left to train", "the logit scale is fixed; train other params")
-        frozen = {
-            tower: not any(n.startswith(prefix) for n in trainable) for tower, prefix in TOWERS.items()
-        }
+            raise ConfigError(
+                f"{where}: nothing left to train", "the logit scale is fixed; train other params"
+            )
+        frozen = {tower: not any(n.startswith(prefix) for n in trainable) for tower, prefix in TOWERS.items()}
         settings = loader if phase.augment is None else loader.model_copy(update={"augment": phase.augment})
         if phase.cache_frozen and settings.augment:
             raise ConfigError(
@@ -108,4 +108,6 @@ def parameter_shapes(model_cfg) -> list[tuple[str, tuple[int, ...]]]:
     from clipit.train.model_state import path_name
 
     model, _ = build_model(model_cfg)
-    return [(path_name(p), tuple(v.get_value().shape)) for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))]
+    return [
+        (path_name(p), tuple(v.get_value().shape)) for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))
+    ]

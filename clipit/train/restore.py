@@ -27,12 +27,16 @@ def is_run_dir(path: str | Path) -> bool:
     return (path / RESOLVED_CONFIG_NAME).is_file() and (path / "checkpoints").is_dir()
 
 
-def load_run_model(run_dir: str | Path, *, step: int | None = None) -> tuple[DualEncoder, ModelConfig, str | None]:
+def load_run_model(
+    run_dir: str | Path, *, step: int | None = None
+) -> tuple[DualEncoder, ModelConfig, str | None]:
     """(model with the latest checkpoint's parameters, its [model] config, its tokenizer folder or id)."""
     run_dir = Path(run_dir)
     config_path = run_dir / RESOLVED_CONFIG_NAME
     if not config_path.is_file():
-        raise ModelError(f"{run_dir}: no {RESOLVED_CONFIG_NAME}", "is this a clipit run folder (`clipit train --out`)?")
+        raise ModelError(
+            f"{run_dir}: no {RESOLVED_CONFIG_NAME}", "is this a clipit run folder (`clipit train --out`)?"
+        )
     config = load_config(config_path)
     checkpoints = RunCheckpoints(run_dir, read_only=True)
     try:
@@ -88,7 +92,9 @@ def export_run(
         step = best_step(run_dir)
     model, model_cfg, tokenizer = load_run_model(run_dir, step=step)
     if tokenizer is None:
-        raise ModelError(f"{run_dir}: its config names no tokenizer", "set model.tokenizer in the run's config")
+        raise ModelError(
+            f"{run_dir}: its config names no tokenizer", "set model.tokenizer in the run's config"
+        )
     config = load_config(Path(run_dir) / RESOLVED_CONFIG_NAME)
     card = render_card(config, run_dir, step if step is not None else _latest(run_dir), license=license)
     return export_hf(

@@ -53,7 +53,9 @@ def embed_batch(model, batch: dict, *, train_vision: bool, train_text: bool) -> 
 
 
 def contrastive_loss(train: TrainConfig, image, text, log_scale, loss_params, caption_id):
-    scale = losses.logit_scale_value(log_scale, max_scale=train.max_logit_scale, fixed=train.fixed_logit_scale)
+    scale = losses.logit_scale_value(
+        log_scale, max_scale=train.max_logit_scale, fixed=train.fixed_logit_scale
+    )
     ids = caption_id if train.multi_positive else None
     if train.loss == "siglip":
         loss, logits = losses.siglip(image, text, scale, loss_params["logit_bias"], ids)
@@ -79,13 +81,17 @@ def make_train_step(
 
         def encode(opt_params, rest, rows):
             model = parts.merge(model_params_of(opt_params), rest)
-            embeddings = embed_batch(model, rows, train_vision=not plan.vision_frozen, train_text=not plan.text_frozen)
+            embeddings = embed_batch(
+                model, rows, train_vision=not plan.vision_frozen, train_text=not plan.text_frozen
+            )
             return embeddings, parts.split_rest(model)
 
         def head(opt_params, embeddings, rows):
-            loss_params = {k[len("loss/"):]: v for k, v in opt_params.items() if k.startswith("loss/")}
+            loss_params = {k[len("loss/") :]: v for k, v in opt_params.items() if k.startswith("loss/")}
             log_scale = model_params_of(opt_params)["logit_scale"]
-            loss, _, scale = contrastive_loss(train, *embeddings, log_scale, loss_params, rows.get("caption_id"))
+            loss, _, scale = contrastive_loss(
+                train, *embeddings, log_scale, loss_params, rows.get("caption_id")
+            )
             return loss, scale
 
         def loss_fn(opt_params):
@@ -104,7 +110,11 @@ def make_train_step(
             )  # fmt: skip
         updates, opt_state = tx.update(grads, state["opt"], opt_params)
         lr = learning_rate(
-            state["phase_step"], peak=plan.lr, warmup_steps=plan.warmup_steps, total_steps=plan.steps, end=plan.end_lr
+            state["phase_step"],
+            peak=plan.lr,
+            warmup_steps=plan.warmup_steps,
+            total_steps=plan.steps,
+            end=plan.end_lr,
         )
         new = optax.apply_updates(opt_params, jax.tree.map(lambda u: -lr * u, updates))
         new_state = {
@@ -112,7 +122,7 @@ def make_train_step(
             "rest": rest,
             "opt": opt_state,
             "phase_step": state["phase_step"] + 1,
-            "loss_params": {k[len("loss/"):]: v for k, v in new.items() if k.startswith("loss/")},
+            "loss_params": {k[len("loss/") :]: v for k, v in new.items() if k.startswith("loss/")},
         }
         metrics = {"loss": loss, "lr": lr, "logit_scale": scale, "grad_norm": optax.tree.norm(grads)}
         return new_state, metrics
@@ -143,7 +153,9 @@ def make_tower_features(parts: ModelParts, mesh: Mesh) -> Callable[[Params, Para
         model = parts.merge(params, rest)
         return {
             "image_pooled": model.image_features(batch["pixel_values"], deterministic=True),
-            "text_pooled": model.text_features(batch["input_ids"], batch["attention_mask"], deterministic=True),
+            "text_pooled": model.text_features(
+                batch["input_ids"], batch["attention_mask"], deterministic=True
+            ),
         }
 
     return jax.jit(features)

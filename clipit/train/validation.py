@@ -45,21 +45,45 @@ def validate(config: Config, data_dir: Path, tokenizer, eval_step, state, mesh) 
     batch_size = validation_batch_size(rows, config.train.batch_size, unit)
     if batch_size == 0:
         if rows == 0:
-            _once(eval_step, info, f"no validation: {data_dir} has no val rows (build-shards with data.shards.val_fraction > 0 makes some)")
+            _once(
+                eval_step,
+                info,
+                f"no validation: {data_dir} has no val rows (build-shards with data.shards.val_fraction > 0 makes some)",
+            )
         else:
-            _once(eval_step, warn, f"no validation: {data_dir} has {rows} val rows, fewer than the {unit} devices")
+            _once(
+                eval_step,
+                warn,
+                f"no validation: {data_dir} has {rows} val rows, fewer than the {unit} devices",
+            )
         return None
     validated = min(rows // batch_size, config.train.val_batches) * batch_size
     if batch_size < config.train.batch_size:
-        _once(eval_step, warn, f"validating on one batch of {batch_size} rows: {data_dir} has only {rows} val rows "
-              f"(train.batch_size {config.train.batch_size}); in-batch recalls are over {batch_size} candidates")
+        _once(
+            eval_step,
+            warn,
+            f"validating on one batch of {batch_size} rows: {data_dir} has only {rows} val rows "
+            f"(train.batch_size {config.train.batch_size}); in-batch recalls are over {batch_size} candidates",
+        )
     elif validated < MIN_MEANINGFUL_ROWS:
-        _once(eval_step, warn, f"validating on {validated} rows of {data_dir}: too few for the recalls to mean "
-              f"much; raise data.shards.val_fraction or train.val_batches")
+        _once(
+            eval_step,
+            warn,
+            f"validating on {validated} rows of {data_dir}: too few for the recalls to mean "
+            f"much; raise data.shards.val_fraction or train.val_batches",
+        )
     if batch_size != config.train.batch_size:
-        config = config.model_copy(update={"train": config.train.model_copy(update={"batch_size": batch_size})})
+        config = config.model_copy(
+            update={"train": config.train.model_copy(update={"batch_size": batch_size})}
+        )
     loader = shard_loader(
-        config, data_dir, "val", tokenizer=tokenizer, settings=config.data.loader, seed=config.train.seed, train=False
+        config,
+        data_dir,
+        "val",
+        tokenizer=tokenizer,
+        settings=config.data.loader,
+        seed=config.train.seed,
+        train=False,
     )
     totals: dict[str, float] = {}
     batches = 0
@@ -83,8 +107,13 @@ def image_ids(pixels: np.ndarray) -> np.ndarray:
     """An id per row from its pixels: rows showing one image (its several captions) get equal ids, so
     the in-batch recalls count that image once (validation pixels are not augmented)."""
     return np.array(
-        [int.from_bytes(hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=8).digest(), "little") >> 1
-         for row in pixels],
+        [
+            int.from_bytes(
+                hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=8).digest(), "little"
+            )
+            >> 1
+            for row in pixels
+        ],
         dtype=np.int64,
     )
 

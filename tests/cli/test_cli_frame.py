@@ -107,9 +107,10 @@ def test_real_subprocess_exit_codes_and_streams(tmp_path):
     assert ok.returncode == 0 and "[train]" in ok.stdout
 
 
-
 def test_with_flags_overrides_and_validates_like_the_config_file(tmp_path):
-    cfg = with_flags(Config(), {"data.synthetic.out": tmp_path / "syn", "data.synthetic.n": 7, "data.synthetic.seed": None})
+    cfg = with_flags(
+        Config(), {"data.synthetic.out": tmp_path / "syn", "data.synthetic.n": 7, "data.synthetic.seed": None}
+    )
     assert (cfg.data.synthetic.out, cfg.data.synthetic.n, cfg.data.synthetic.seed) == (tmp_path / "syn", 7, 0)
     with pytest.raises(ConfigError, match=r"command-line flags: key 'data.synthetic.n'"):
         with_flags(Config(), {"data.synthetic.n": 0})

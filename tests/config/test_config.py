@@ -36,7 +36,9 @@ def test_default_file_in_current_folder_is_used(tmp_path, monkeypatch):
 
 
 def test_file_values_and_overrides(tmp_path):
-    path = write(tmp_path / "c.toml", '[train]\nbatch_size = 32\nout = "runs/a"\n[model.vision]\npatch_size = 8\n')
+    path = write(
+        tmp_path / "c.toml", '[train]\nbatch_size = 32\nout = "runs/a"\n[model.vision]\npatch_size = 8\n'
+    )
     cfg = load_config(path, ["train.batch_size=64", "train.out=runs/b", "model.dtype=bfloat16"])
     assert cfg.train.batch_size == 64
     assert cfg.train.out == Path("runs/b")  # a bare word is taken as a string

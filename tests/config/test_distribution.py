@@ -19,7 +19,10 @@ def test_distribution_name_keeps_the_clipit_command():
 
 def test_the_download_user_agent_names_this_project(tmp_path):
     shown = subprocess.run(
-        [sys.executable, "-m", "clipit.cli.main", "config", "show"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "clipit.cli.main", "config", "show"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert shown.returncode == 0, shown.stderr
     agent = tomllib.loads(shown.stdout)["data"]["download"]["user_agent_token"]

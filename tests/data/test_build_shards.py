@@ -36,7 +36,12 @@ def png_bomb(side: int = 100_000) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 GOOD = jpeg(64, 48)
@@ -48,7 +53,10 @@ OTHER = jpeg(50, 60, (245, 225, 30))
 def messy_source(folder):
     """A source with one row per problem; returns {key: expected (status, error)}."""
     members = {  # index -> bytes in the tar
-        0: GOOD, 1: WIDE, 2: SMALL_OK, 3: OTHER,
+        0: GOOD,
+        1: WIDE,
+        2: SMALL_OK,
+        3: OTHER,
         10: b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4,  # corrupt JPEG
         11: jpeg(64, 64, (10, 200, 10))[:300],  # truncated JPEG
         12: b"",  # zero-byte file
@@ -75,9 +83,20 @@ def messy_source(folder):
     def row(name, expect, caption="un cerchio rosso", index=None, shard="00000.tar", **extra):
         key = f"messy/{name}"
         expected[key] = expect
-        rows.append({"key": key, "source": "messy", "url": extra.pop("url", f"http://x/{name}"), "caption": caption,
-                     "lang": extra.pop("lang", "it"), "status": extra.pop("status", "ok"), "split": "train",
-                     "shard": shard, "index": index, **extra})
+        rows.append(
+            {
+                "key": key,
+                "source": "messy",
+                "url": extra.pop("url", f"http://x/{name}"),
+                "caption": caption,
+                "lang": extra.pop("lang", "it"),
+                "status": extra.pop("status", "ok"),
+                "split": "train",
+                "shard": shard,
+                "index": index,
+                **extra,
+            }
+        )
 
     ok = ("ok", None)
     row("good", ok, index=0, image_sha256=hashlib.sha256(GOOD).hexdigest())
@@ -96,7 +115,9 @@ def messy_source(folder):
     row("long", ("filtered", "caption_too_long"), caption="x" * 1001, index=3)
     row("english", ("filtered", "wrong_language"), caption="a red circle", lang="en", index=3)
     row("dup-image", ("filtered", "duplicate_image"), caption="un'altra didascalia", index=20)
-    row("dup-pair", ("filtered", "duplicate_pair"), caption="UN QUADRATO  blu", index=1, url="http://x/shared")
+    row(
+        "dup-pair", ("filtered", "duplicate_pair"), caption="UN QUADRATO  blu", index=1, url="http://x/shared"
+    )
     row("second-caption", ok, caption="tre cerchi", index=1, url="http://x/shared")
     row("failed", ("failed", "HTTP 404"), caption="un gatto", status="failed", error="HTTP 404", shard=None)
     row("missing-member", ("filtered", "missing_image"), index=999)
@@ -119,7 +140,10 @@ def shard_rows(folder):
     out = []
     for split in manifest.SPLITS:
         for path in shard_format.list_shards(folder, split):
-            out += [(split, path.name, i, r) for i, r in enumerate(shard_format.open_shard(path).read().to_pylist())]
+            out += [
+                (split, path.name, i, r)
+                for i, r in enumerate(shard_format.open_shard(path).read().to_pylist())
+            ]
     return out
 
 
@@ -146,7 +170,9 @@ def test_every_problem_is_filtered_with_its_reason_and_nothing_else_is_lost(mess
         entry = by_key[row["key"]]
         assert (entry["split"], entry["shard"], entry["index"]) == (split, name, index)
         # by image: the hash of the image's bytes decides, not the row's key
-        assert entry["split"] == manifest.split_for_image(SETTINGS.val_fraction, row["image_sha256"], None, "")
+        assert entry["split"] == manifest.split_for_image(
+            SETTINGS.val_fraction, row["image_sha256"], None, ""
+        )
         assert (entry["width"], entry["height"]) == (row["width"], row["height"])
     assert not (tmp_path / "000000077.jpg").exists() and not (tmp_path / "sources" / "000000077.jpg").exists()
 
@@ -172,7 +198,9 @@ def test_images_are_resized_to_the_shorter_side_without_upscaling(messy, tmp_pat
 
 
 def test_reencode_checks_pixels_from_the_header_before_decoding():
-    settings = images.ImageSettings(image_side=48, jpeg_quality=90, min_image_side=16, max_image_pixels=300 * 199)
+    settings = images.ImageSettings(
+        image_side=48, jpeg_quality=90, min_image_side=16, max_image_pixels=300 * 199
+    )
     assert images.reencode(WIDE, settings) == images.BOMB  # 60,000 pixels > the limit
     assert isinstance(images.reencode(OTHER, settings), images.Encoded)
     assert images.reencode(png_bomb(20_000), settings) == images.BOMB
@@ -189,7 +217,10 @@ def test_synthetic_build_counts_split_and_rerun_is_idempotent(synthetic_source, 
     assert first["rows"] == first["ok"] == n and first["val"] == len(val) and first["train"] == n - len(val)
     assert shard_format.count_rows(tmp_path / "a", "val") == len(val)
     assert [p.name for p in shard_format.list_shards(tmp_path / "a", "train")] == first["shards"]["train"]
-    assert all(len(shard_format.open_shard(p).read()) <= 10 for p in shard_format.list_shards(tmp_path / "a", "train"))
+    assert all(
+        len(shard_format.open_shard(p).read()) <= 10
+        for p in shard_format.list_shards(tmp_path / "a", "train")
+    )
     before = {p.name: p.read_bytes() for p in (tmp_path / "a").iterdir() if p.is_file()}
     again = shards.run(settings, tmp_path / "a", [synthetic_source])
     assert again["shards_reused"] == len(first["shards"]["train"]) + len(first["shards"]["val"])
@@ -223,7 +254,9 @@ def test_a_damaged_shard_is_rebuilt_and_stale_shards_are_removed(synthetic_sourc
         f"train-{k:05d}.parquet" for k in range(-(-n // 40))
     ]
     assert shard_format.count_rows(out, "train") == n
-    assert sorted(p.name for p in (out / ".build").iterdir()) == [f"{n}.json" for n in result["shards"]["train"]]
+    assert sorted(p.name for p in (out / ".build").iterdir()) == [
+        f"{n}.json" for n in result["shards"]["train"]
+    ]
 
 
 def test_two_sources_merge_and_duplicates_across_sources_are_removed(synthetic_source, messy, tmp_path):
@@ -250,8 +283,10 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path, synthetic_so
     with pytest.raises(ManifestError, match="manifest"):
         shards.run(SETTINGS, tmp_path / "out", [tmp_path / "empty"])
     (tmp_path / "wrong").mkdir()
-    pq.write_table(pq.read_table(synthetic_source / "manifest.parquet").drop_columns(["caption"]),
-                   tmp_path / "wrong" / "manifest.parquet")
+    pq.write_table(
+        pq.read_table(synthetic_source / "manifest.parquet").drop_columns(["caption"]),
+        tmp_path / "wrong" / "manifest.parquet",
+    )
     with pytest.raises(ManifestError, match="caption"):
         shards.run(SETTINGS, tmp_path / "out", [tmp_path / "wrong"])
     with pytest.raises(ClipitError, match="no source"):

@@ -21,8 +21,18 @@ def test_flags_build_shards_and_print_a_summary_table(synthetic_source, tmp_path
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(
         app,
-        ["build-shards", "--out", "shards", str(synthetic_source), "--val-fraction", "0.25",
-         "--set", "data.shards.workers=0", "--set", "data.shards.image_side=32"],
+        [
+            "build-shards",
+            "--out",
+            "shards",
+            str(synthetic_source),
+            "--val-fraction",
+            "0.25",
+            "--set",
+            "data.shards.workers=0",
+            "--set",
+            "data.shards.image_side=32",
+        ],
     )
     assert result.exit_code == 0, result.output
     n = manifest.read(synthetic_source).num_rows
@@ -38,7 +48,11 @@ def test_flags_build_shards_and_print_a_summary_table(synthetic_source, tmp_path
     train, val = ([r["image_sha256"] for r in rows if r["split"] == s] for s in ("train", "val"))
     assert f"train: {len(set(train))} images, {len(train)} caption rows" in result.stdout
     assert f"val: {len(set(val))} images, {len(val)} caption rows" in result.stdout
-    image_widths = {w for p in shard_format.list_shards("shards", "train") for w in pq.read_table(p).column("width").to_pylist()}
+    image_widths = {
+        w
+        for p in shard_format.list_shards("shards", "train")
+        for w in pq.read_table(p).column("width").to_pylist()
+    }
     assert image_widths == {32}
 
 
@@ -49,9 +63,11 @@ def test_paths_come_from_the_config_file(synthetic_source, tmp_path, monkeypatch
     )
     result = runner.invoke(app, ["build-shards"])  # ./clipit.toml is read by default
     assert result.exit_code == 0, result.output
-    assert shard_format.count_rows(tmp_path / "from-config", "train") + shard_format.count_rows(
-        tmp_path / "from-config", "val"
-    ) == manifest.read(synthetic_source).num_rows
+    assert (
+        shard_format.count_rows(tmp_path / "from-config", "train")
+        + shard_format.count_rows(tmp_path / "from-config", "val")
+        == manifest.read(synthetic_source).num_rows
+    )
 
 
 def test_missing_source_folder_is_one_line_exit_2(tmp_path, monkeypatch):
@@ -66,8 +82,10 @@ def test_missing_source_folder_is_one_line_exit_2(tmp_path, monkeypatch):
 def test_wrong_manifest_is_one_line_exit_2(tmp_path, monkeypatch, synthetic_source):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "src").mkdir()
-    pq.write_table(pq.read_table(synthetic_source / "manifest.parquet").drop_columns(["status"]),
-                   tmp_path / "src" / "manifest.parquet")
+    pq.write_table(
+        pq.read_table(synthetic_source / "manifest.parquet").drop_columns(["status"]),
+        tmp_path / "src" / "manifest.parquet",
+    )
     result = runner.invoke(app, ["build-shards", "--out", "shards", "src"])
     assert result.exit_code == 2
     lines = error_lines(result)

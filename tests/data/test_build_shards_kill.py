@@ -30,7 +30,9 @@ def _records(out: Path, at_least: int):
 @pytest.mark.slow
 def test_kills_at_several_points_all_rerun_to_one_clean_result(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the source is named "src" in every run, as summary.json records it
-    synthetic.generate(tiny_synthetic_config(n=90, image_size=96, samples_per_shard=30, retrieval_images=2), Path("src"))
+    synthetic.generate(
+        tiny_synthetic_config(n=90, image_size=96, samples_per_shard=30, retrieval_images=2), Path("src")
+    )
     summary = shards.run(ShardSettings(**SETTINGS), Path("clean"), [Path("src")])
     jobs = sum(len(names) for names in summary["shards"].values())
     assert jobs >= 20

@@ -14,12 +14,24 @@ SETTINGS = ["--set", "data.shards.workers=0", "--set", "data.shards.image_side=3
 
 
 def build_args(source, out, rows_per_shard: int) -> list[str]:
-    return ["build-shards", "--out", str(out), str(source), *SETTINGS, "--set", f"data.shards.rows_per_shard={rows_per_shard}"]
+    return [
+        "build-shards",
+        "--out",
+        str(out),
+        str(source),
+        *SETTINGS,
+        "--set",
+        f"data.shards.rows_per_shard={rows_per_shard}",
+    ]
 
 
 def outputs(folder) -> dict[str, bytes]:
     """Every file a build writes, except the resolved config (it names the output folder)."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix == ".parquet" or p.name == "summary.json"}
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(folder.iterdir())
+        if p.suffix == ".parquet" or p.name == "summary.json"
+    }
 
 
 @pytest.mark.slow

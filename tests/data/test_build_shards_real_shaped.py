@@ -73,7 +73,9 @@ def test_a_mix_of_sources_puts_no_image_in_two_splits(sources, tmp_path, dedup):
         images = len({r["image_sha256"] for r in in_split})
         assert f"{split}: {images} images, {len(in_split)} caption rows" in result.stdout
     summary = json.loads((out / shard_format.SUMMARY_NAME).read_text())
-    assert summary["images"] == {s: len({r["image_sha256"] for r in rows if r["split"] == s}) for s in manifest.SPLITS}
+    assert summary["images"] == {
+        s: len({r["image_sha256"] for r in rows if r["split"] == s}) for s in manifest.SPLITS
+    }
     # shared caption strings on different images are kept: they are different pairs
     premiere = [r for r in rows if r["caption_en"] == "actor attends the premiere"]
     assert len(premiere) == 3
@@ -105,7 +107,9 @@ def real_shaped_split(folder, val_fraction: float) -> dict[str, str]:
         if row["split_fixed"]:
             split[row["key"]] = row["split"]
         else:
-            split[row["key"]] = manifest.split_for_image(val_fraction, row["image_sha256"], row["url"], row["key"])
+            split[row["key"]] = manifest.split_for_image(
+                val_fraction, row["image_sha256"], row["url"], row["key"]
+            )
     return split
 
 
@@ -148,7 +152,9 @@ def test_an_mscoco_it_val_source_as_exclude_keeps_its_images_out_of_other_source
     summary = shards.run(settings, tmp_path / "out", [sources.cc3m, sources.wit])
     rows = manifest.read(tmp_path / "out").to_pylist()
     assert [r["key"] for r in rows if r["error"] == exclude.EVAL_OVERLAP] == ["cc3m/5"]  # dev image 101
-    assert summary["eval_overlap"]["same_bytes"] == 1 and summary["eval_overlap"]["exclude_images"] == len(DEV_IDS)
+    assert summary["eval_overlap"]["same_bytes"] == 1 and summary["eval_overlap"]["exclude_images"] == len(
+        DEV_IDS
+    )
     # changing the exclude set rebuilds the shards it changes; the same one reuses them all
     again = shards.run(settings, tmp_path / "out", [sources.cc3m, sources.wit])
     assert again["shards_reused"] == sum(len(v) for v in again["shards"].values())

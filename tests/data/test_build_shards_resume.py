@@ -36,7 +36,9 @@ workers = 0
 
 def clipit(*args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
-    return subprocess.Popen([*CLIPIT, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [*CLIPIT, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def result_bytes(folder: Path) -> dict[str, bytes]:

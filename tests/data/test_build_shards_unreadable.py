@@ -22,7 +22,14 @@ from clipit.data import manifest, synthetic
 from tests.data.conftest import tiny_synthetic_config
 from tests.support import clipit_cli
 
-SETS = ["--set", "data.shards.workers=0", "--set", "data.shards.image_side=32", "--set", "data.shards.rows_per_shard=50"]
+SETS = [
+    "--set",
+    "data.shards.workers=0",
+    "--set",
+    "data.shards.image_side=32",
+    "--set",
+    "data.shards.rows_per_shard=50",
+]
 
 
 def _unprivileged() -> tuple[list[str], int, int]:
@@ -51,11 +58,19 @@ def _plain_file_source(folder: Path, images: list[Path]) -> None:
     rows = []
     for i, image in enumerate(images):
         shutil.copy(image, folder / "images" / image.name)
-        rows.append({
-            "key": f"files/{i}", "source": "files", "caption": f"un'immagine numero {i}", "lang": "it",
-            "status": manifest.STATUS_OK, "split": "train", "shard": f"images/{image.name}", "index": None,
-            "image_sha256": hashlib.sha256(image.read_bytes()).hexdigest(),
-        })
+        rows.append(
+            {
+                "key": f"files/{i}",
+                "source": "files",
+                "caption": f"un'immagine numero {i}",
+                "lang": "it",
+                "status": manifest.STATUS_OK,
+                "split": "train",
+                "shard": f"images/{image.name}",
+                "index": None,
+                "image_sha256": hashlib.sha256(image.read_bytes()).hexdigest(),
+            }
+        )
     manifest.write(manifest.from_rows(rows), folder / manifest.MANIFEST_NAME)
 
 
@@ -72,7 +87,9 @@ def test_an_unreadable_image_file_and_an_unreadable_tar_are_filtered_with_their_
     out.mkdir()
     os.chown(out, uid, gid)  # the run writes its output as that user
 
-    code, stdout, err = clipit_cli.run("build-shards", "--out", "shards", "tars", "files", *SETS, cwd=world, prefix=prefix)
+    code, stdout, err = clipit_cli.run(
+        "build-shards", "--out", "shards", "tars", "files", *SETS, cwd=world, prefix=prefix
+    )
     assert code == 0, err
     assert "Error" not in err
     rows = manifest.read(out).to_pylist()

@@ -44,7 +44,9 @@ def test_round_trip_keeps_values_and_version(tmp_path):
 
 
 def test_optional_columns_default_to_null():
-    table = manifest.from_rows([{"key": "a/1", "source": "a", "status": "failed", "error": "404", "split": "train"}])
+    table = manifest.from_rows(
+        [{"key": "a/1", "source": "a", "status": "failed", "error": "404", "split": "train"}]
+    )
     row = table.to_pylist()[0]
     assert row["caption"] is None and row["shard"] is None and row["error"] == "404"
 
@@ -78,7 +80,9 @@ def test_a_version_1_manifest_without_split_fixed_is_still_read(tmp_path):
 def test_split_for_image_names_the_image_by_its_bytes_then_its_url():
     by_sha = manifest.split_for_image(0.5, "ab" * 32, "http://x/1.jpg", "k")
     assert by_sha == manifest.split_for_key("sha256:" + "ab" * 32, 0.5)
-    assert manifest.split_for_image(0.5, None, "http://x/1.jpg", "k") == manifest.split_for_key("url:http://x/1.jpg", 0.5)
+    assert manifest.split_for_image(0.5, None, "http://x/1.jpg", "k") == manifest.split_for_key(
+        "url:http://x/1.jpg", 0.5
+    )
     assert manifest.split_for_image(0.5, None, None, "k") == manifest.split_for_key("k", 0.5)
 
 

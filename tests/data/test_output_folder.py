@@ -51,8 +51,10 @@ def test_an_empty_output_path_is_a_config_error_and_touches_nothing(synthetic_so
 def test_a_folder_of_other_files_is_refused_before_any_work(synthetic_source, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = foreign_files(tmp_path)
-    for args in (["build-shards", "--out", ".", str(synthetic_source), *FAST],
-                 ["download", "synthetic", "--out", ".", "--n", "4"]):
+    for args in (
+        ["build-shards", "--out", ".", str(synthetic_source), *FAST],
+        ["download", "synthetic", "--out", ".", "--n", "4"],
+    ):
         line = one_error_line(runner.invoke(app, args))
         assert "current folder is not empty and holds no clipit output" in line, line
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # not even a lock file
@@ -70,7 +72,9 @@ def test_a_rerun_in_a_clipit_folder_deletes_only_clipit_files(synthetic_source, 
     assert (out / "train-00042.parquet").is_file()
 
     (out / "train-00042.parquet").unlink()
-    shutil.copy(out / "train-00000.parquet", out / "train-00099.parquet")  # a shard of an earlier, larger build
+    shutil.copy(
+        out / "train-00000.parquet", out / "train-00099.parquet"
+    )  # a shard of an earlier, larger build
     (out / ".clipit-manifest.parquet.x1.tmp").write_bytes(b"half")  # leftovers of killed clipit writes
     (out / ".clipit-zeroshot.x2.tmp").mkdir()
     assert runner.invoke(app, build).exit_code == 0

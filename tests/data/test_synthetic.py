@@ -53,7 +53,9 @@ def test_layout_is_an_img2dataset_download_with_a_valid_manifest(synthetic_sourc
         stats = json.loads(shard.with_name(shard.stem + "_stats.json").read_text())
         parquet = pq.read_table(shard.with_suffix(".parquet"))
         assert stats["successes"] == stats["count"] == parquet.num_rows == len(names) // 3
-        assert parquet.column("caption").to_pylist() == [by_index[int(k)]["caption"] for k in parquet.column("key").to_pylist()]
+        assert parquet.column("caption").to_pylist() == [
+            by_index[int(k)]["caption"] for k in parquet.column("key").to_pylist()
+        ]
 
 
 def _every_wording(meta: dict) -> set[tuple[str, str]]:
@@ -74,7 +76,9 @@ def test_captions_are_the_labels_in_words(synthetic_source):
         groups = tuple(grammar.Group(**g) for g in meta["groups"])
         assert (row["caption"], row["caption_en"]) in _every_wording(meta)
         if row["key"].endswith("/0"):  # the plain caption comes first
-            assert row["caption"] in {grammar.caption_it(groups, meta["relation"], bg) for bg in (meta["background"], None)}
+            assert row["caption"] in {
+                grammar.caption_it(groups, meta["relation"], bg) for bg in (meta["background"], None)
+            }
         assert 1 <= meta["objects"] == sum(g.count for g in groups) <= 4
         assert all(g.colour != meta["background"] for g in groups)
 
@@ -120,7 +124,10 @@ def test_rendered_objects_match_counts_and_relations():
         colours = {g.colour for g in scene.groups}
         for colour in colours:
             expected = sum(g.count for g in scene.groups if g.colour == colour)
-            assert len(_blobs(image, colour)) == expected, (i, grammar.caption_it(scene.groups, scene.relation, None))
+            assert len(_blobs(image, colour)) == expected, (
+                i,
+                grammar.caption_it(scene.groups, scene.relation, None),
+            )
         if scene.relation and len(colours) == 2:
             first, second = (_blobs(image, g.colour) for g in scene.groups)
             axis = 1 if scene.relation in ("left_of", "right_of") else 0  # (row, column) centres
@@ -161,7 +168,12 @@ def test_rerun_after_a_lost_shard_rebuilds_only_that_shard(tmp_path):
     # a smaller rerun in the same folder leaves no shard that its manifest does not name
     synthetic.generate(cfg.model_copy(update={"n": 6}), out)
     assert sorted(p.name for p in out.glob("0000*")) == [
-        "00000.parquet", "00000.tar", "00000_stats.json", "00001.parquet", "00001.tar", "00001_stats.json"
+        "00000.parquet",
+        "00000.tar",
+        "00000_stats.json",
+        "00001.parquet",
+        "00001.tar",
+        "00001_stats.json",
     ]
     assert manifest.read(out).column("shard").to_pylist() == ["00000.tar"] * 15 + ["00001.tar"] * 3
 
@@ -231,7 +243,9 @@ def test_zeroshot_images_show_their_class():
         axis, sign = where[sets["relation"]["classnames"][number]]
         for _ in range(5):
             scene = sampler(rng)
-            first, second = ((o.cx, o.cy)[axis] for o in scene.objects)  # one object per group, in group order
+            first, second = (
+                (o.cx, o.cy)[axis] for o in scene.objects
+            )  # one object per group, in group order
             assert sign * (first - second) > 0, (number, scene.objects)
             assert all((g.shape, g.colour) not in scenes.HELD_OUT for g in scene.groups)
 

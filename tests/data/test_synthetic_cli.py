@@ -34,7 +34,9 @@ def test_download_synthetic_bad_values_exit_2(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["download", "synthetic", "--out", "syn", "--n", "0"])
     assert result.exit_code == 2
-    result = runner.invoke(app, ["download", "synthetic", "--out", "syn", "--set", "data.synthetic.image_size=4"])
+    result = runner.invoke(
+        app, ["download", "synthetic", "--out", "syn", "--set", "data.synthetic.image_size=4"]
+    )
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "data.synthetic.image_size" in lines[0]

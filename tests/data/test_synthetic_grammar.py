@@ -109,5 +109,8 @@ def test_invariable_colours_are_blu_rosa_viola():
 
 def test_mirror_relation_reads_the_same_scene_the_other_way():
     a, b = G("quadrato", "verde", 1), G("cuore", "blu", 3)
-    assert grammar.caption_it((b, a), grammar.mirror("left_of"), None) == "tre cuori blu a destra di un quadrato verde"
+    assert (
+        grammar.caption_it((b, a), grammar.mirror("left_of"), None)
+        == "tre cuori blu a destra di un quadrato verde"
+    )
     assert grammar.mirror("above") == "below" and grammar.mirror(None) is None

@@ -13,11 +13,16 @@ import pytest
 from tests.support import clipit_cli
 
 ARGS = (
-    "--n", "60",
-    "--seed", "3",
-    "--set", "data.synthetic.samples_per_shard=20",
-    "--set", "data.synthetic.zeroshot_per_class=12",
-    "--set", "data.synthetic.retrieval_images=300",
+    "--n",
+    "60",
+    "--seed",
+    "3",
+    "--set",
+    "data.synthetic.samples_per_shard=20",
+    "--set",
+    "data.synthetic.zeroshot_per_class=12",
+    "--set",
+    "data.synthetic.retrieval_images=300",
 )
 
 

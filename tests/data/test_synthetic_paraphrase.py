@@ -17,7 +17,13 @@ G = Group
 @pytest.mark.parametrize(
     ("groups", "relation", "style", "italian", "english"),
     [
-        ((G("cerchio", "rosso", 1),), None, Style(opening="ce"), "c'è un cerchio rosso", "there is a red circle"),
+        (
+            (G("cerchio", "rosso", 1),),
+            None,
+            Style(opening="ce"),
+            "c'è un cerchio rosso",
+            "there is a red circle",
+        ),
         (
             (G("cerchio", "rosso", 2),),
             None,
@@ -25,9 +31,21 @@ G = Group
             "ci sono due cerchi rossi",
             "there are two red circles",
         ),
-        ((G("cerchio", "rosso", 1),), None, Style(di_colore=True), "un cerchio di colore rosso", "a red circle"),
+        (
+            (G("cerchio", "rosso", 1),),
+            None,
+            Style(di_colore=True),
+            "un cerchio di colore rosso",
+            "a red circle",
+        ),
         # "colore" is masculine singular: the adjective keeps that form after a feminine plural noun
-        ((G("stella", "giallo", 3),), None, Style(di_colore=True), "tre stelle di colore giallo", "three yellow stars"),
+        (
+            (G("stella", "giallo", 3),),
+            None,
+            Style(di_colore=True),
+            "tre stelle di colore giallo",
+            "three yellow stars",
+        ),
         (
             (G("stella", "bianco", 2),),
             None,
@@ -65,7 +83,9 @@ def test_paraphrase_table(groups, relation, style, italian, english):
 def test_the_plain_style_is_the_plain_caption():
     groups = (G("triangolo", "verde", 2), G("stella", "rosa", 1))
     for relation in (None, *grammar.RELATIONS):
-        assert paraphrase.render(groups, relation, "grigio", Style())[0] == grammar.caption_it(groups, relation, None)
+        assert paraphrase.render(groups, relation, "grigio", Style())[0] == grammar.caption_it(
+            groups, relation, None
+        )
         assert paraphrase.render(groups, relation, "grigio", Style(background="su"))[0] == grammar.caption_it(
             groups, relation, "grigio"
         )
@@ -94,14 +114,20 @@ def test_each_image_gets_k_distinct_captions_that_fit_and_name_only_its_own_fact
                 if group.count > 1:
                     assert grammar.NUMBERS[group.count][0] in caption.split()
             if scene.relation is not None:
-                assert any(grammar.RELATIONS[r][0] in caption for r in (scene.relation, grammar.mirror(scene.relation)))
+                assert any(
+                    grammar.RELATIONS[r][0] in caption
+                    for r in (scene.relation, grammar.mirror(scene.relation))
+                )
             if "sfondo" in caption:
                 assert caption.endswith(f"sfondo {scene.background}")
 
 
 def test_fewer_captions_only_when_fewer_fit(monkeypatch):
     scene = scenes.finish_scene(
-        random.Random(0), (G("triangolo", "arancione", 3), G("quadrato", "bianco", 1)), "left_of", with_background=True
+        random.Random(0),
+        (G("triangolo", "arancione", 3), G("quadrato", "bianco", 1)),
+        "left_of",
+        with_background=True,
     )
     found = paraphrase.captions(scene, 8, random.Random(0))  # the longest kind of scene still gets 8
     assert len(found) == 8 and all(paraphrase.token_count(c) <= paraphrase.MAX_TOKENS for c, _ in found)
@@ -109,7 +135,9 @@ def test_fewer_captions_only_when_fewer_fit(monkeypatch):
     # with room for 9 tokens only the two background-less orders fit beside the plain caption (12 tokens)
     monkeypatch.setattr(paraphrase, "MAX_TOKENS", 9)
     short = [c for c, _ in paraphrase.captions(scene, 8, random.Random(0))]
-    assert short[0] == f"tre triangoli arancioni a sinistra di un quadrato bianco su sfondo {scene.background}"
+    assert (
+        short[0] == f"tre triangoli arancioni a sinistra di un quadrato bianco su sfondo {scene.background}"
+    )
     assert sorted(short[1:]) == [
         "tre triangoli arancioni a sinistra di un quadrato bianco",
         "un quadrato bianco a destra di tre triangoli arancioni",
@@ -117,7 +145,9 @@ def test_fewer_captions_only_when_fewer_fit(monkeypatch):
 
 
 def test_caption_strings_recur_across_images_as_in_mscoco():
-    counts = Counter(c for i, s in enumerate(_scenes(500)) for c, _ in paraphrase.captions(s, 3, random.Random(i)))
+    counts = Counter(
+        c for i, s in enumerate(_scenes(500)) for c, _ in paraphrase.captions(s, 3, random.Random(i))
+    )
     shared = [c for c, n in counts.items() if n > 1]
     assert len(shared) > 20  # short captions such as "un cerchio rosso" belong to several images
     assert any(c.startswith(("c'è", "ci sono", "si vede", "immagine di")) for c in shared)

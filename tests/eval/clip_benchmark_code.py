@@ -23,7 +23,9 @@ import torch
 def package_dir() -> Path:
     spec = importlib.util.find_spec("clip_benchmark")  # finds the folder without running its imports
     if spec is None or not spec.submodule_search_locations:
-        raise AssertionError("clip_benchmark is not installed: run `.venv/bin/pip install --no-deps clip-benchmark`")
+        raise AssertionError(
+            "clip_benchmark is not installed: run `.venv/bin/pip install --no-deps clip-benchmark`"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 

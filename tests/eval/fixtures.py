@@ -52,7 +52,9 @@ class TorchReference:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
     def images(self, paths: list[Path]) -> np.ndarray:
-        pixels = self.processor([Image.open(p).convert("RGB") for p in paths], return_tensors="pt")["pixel_values"]
+        pixels = self.processor([Image.open(p).convert("RGB") for p in paths], return_tensors="pt")[
+            "pixel_values"
+        ]
         with torch.no_grad():
             return _normalised(self.model.get_image_features(pixel_values=pixels))
 
@@ -60,7 +62,9 @@ class TorchReference:
         batch = self.tokenizer(texts, padding=True, return_tensors="pt")
         with torch.no_grad():
             return _normalised(
-                self.model.get_text_features(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                self.model.get_text_features(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                )
             )
 
 

@@ -52,7 +52,10 @@ class Server:
 
 @pytest.fixture
 def server():
-    files = {name: (SHARED / name).read_bytes() for name in ("it_classnames.json", "it_zeroshot_classification_templates.json")}
+    files = {
+        name: (SHARED / name).read_bytes()
+        for name in ("it_classnames.json", "it_zeroshot_classification_templates.json")
+    }
     srv = Server(files)
     yield srv
     srv.close()
@@ -108,7 +111,9 @@ def test_clip_italian_tsv_and_text_templates():
     templates = classnames.read_templates(SHARED / "italian_templates_IT.txt", "imagenet1k")
     assert len(templates) == 49
     assert classnames.fill(templates[0], "una tinca") == "una brutta foto di una tinca"
-    json_templates = classnames.read_templates(SHARED / "it_zeroshot_classification_templates.json", "imagenet1k")
+    json_templates = classnames.read_templates(
+        SHARED / "it_zeroshot_classification_templates.json", "imagenet1k"
+    )
     assert classnames.fill(json_templates[0], "una tinca") == "una brutta foto di una tinca"
     assert classnames.fill("{c} {x}", "gatto") == "gatto {x}"
 

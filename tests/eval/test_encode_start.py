@@ -38,7 +38,10 @@ print(json.dumps({"transformers": "transformers" in sys.modules, "unread": unrea
 def _probe(model_dir, kind: str, paths=()) -> dict:
     process = subprocess.run(
         [sys.executable, "-c", PROBE, str(model_dir), kind, *map(str, paths)],
-        capture_output=True, text=True, env=ENV, timeout=300,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
     )
     assert process.returncode == 0, process.stderr[-2000:]
     return json.loads(process.stdout.strip().splitlines()[-1])
@@ -64,7 +67,9 @@ def _embed(model_dir, images, tmp_path, name: str, *flags: str) -> subprocess.Co
     env |= {"XDG_CACHE_HOME": str(tmp_path / name), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     process = subprocess.run(
         [sys.executable, "-m", "clipit.cli.main", "embed", str(images), "--model", str(model_dir), *flags],
-        capture_output=True, env=env, timeout=300,
+        capture_output=True,
+        env=env,
+        timeout=300,
     )
     assert process.returncode == 0, process.stderr.decode()[-2000:]
     return process

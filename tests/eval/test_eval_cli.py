@@ -25,9 +25,25 @@ def synthetic_dir(tmp_path_factory):
 
 def test_zero_shot_synthetic_two_models_side_by_side(tiny_model, synthetic_dir, tmp_path):
     output = tmp_path / "zs.json"
-    result = runner.invoke(app, ["eval", "zero-shot", "--dataset", "synthetic", "--model", str(tiny_model),
-                                 "--model", str(tiny_model), "--data", str(synthetic_dir), "--output", str(output),
-                                 "--batch-size", "4"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "zero-shot",
+            "--dataset",
+            "synthetic",
+            "--model",
+            str(tiny_model),
+            "--model",
+            str(tiny_model),
+            "--data",
+            str(synthetic_dir),
+            "--output",
+            str(output),
+            "--batch-size",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[1].split()
     assert header == ["metric", str(tiny_model), str(tiny_model)]
@@ -38,7 +54,13 @@ def test_zero_shot_synthetic_two_models_side_by_side(tiny_model, synthetic_dir, 
     assert [r["dataset"] for r in records] == ["synthetic", "synthetic"]
     assert all(r["pretrained"] == str(tiny_model.resolve()) for r in records)
     metrics = records[0]["metrics"]
-    for attribute, classes in (("colour", 8), ("shape", 6), ("count", 4), ("composition", None), ("relation", 4)):
+    for attribute, classes in (
+        ("colour", 8),
+        ("shape", 6),
+        ("count", 4),
+        ("composition", None),
+        ("relation", 4),
+    ):
         assert 0.0 <= metrics[f"{attribute}/acc1"] <= 1.0
         if classes:
             assert metrics[f"{attribute}/chance"] == pytest.approx(1 / classes)
@@ -48,14 +70,33 @@ def test_zero_shot_synthetic_two_models_side_by_side(tiny_model, synthetic_dir, 
 
 def test_retrieval_synthetic(tiny_model, synthetic_dir, tmp_path):
     output = tmp_path / "r.json"
-    result = runner.invoke(app, ["eval", "retrieval", "--dataset", "synthetic", "--model", str(tiny_model),
-                                 "--images", str(synthetic_dir / "retrieval" / "images"),
-                                 "--annotations", str(synthetic_dir / "retrieval" / "captions.json"),
-                                 "--output", str(output), "--batch-size", "4"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "retrieval",
+            "--dataset",
+            "synthetic",
+            "--model",
+            str(tiny_model),
+            "--images",
+            str(synthetic_dir / "retrieval" / "images"),
+            "--annotations",
+            str(synthetic_dir / "retrieval" / "captions.json"),
+            "--output",
+            str(output),
+            "--batch-size",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(output.read_text())
     assert record["task"] == "zeroshot_retrieval" and record["counts"]["images"] == 6
-    assert set(record["metrics"]) >= {"image_retrieval_recall@1", "text_retrieval_recall@10", "image_retrieval_mrr@5"}
+    assert set(record["metrics"]) >= {
+        "image_retrieval_recall@1",
+        "text_retrieval_recall@10",
+        "image_retrieval_mrr@5",
+    }
     assert not output.with_suffix(".png").exists()  # one model: no chart unless --plot
 
 
@@ -66,7 +107,9 @@ def test_config_supplies_model_and_paths(tiny_model, synthetic_dir, tmp_path):
         f'[eval.retrieval]\ndataset = "synthetic"\nimages = "{synthetic_dir / "retrieval" / "images"}"\n'
         f'annotations = "{synthetic_dir / "retrieval" / "captions.json"}"\n'
     )
-    result = runner.invoke(app, ["--config", str(cfg), "eval", "retrieval", "--plot", str(tmp_path / "p.png")])
+    result = runner.invoke(
+        app, ["--config", str(cfg), "eval", "retrieval", "--plot", str(tmp_path / "p.png")]
+    )
     assert result.exit_code == 0, result.output
     assert "image_retrieval_recall@1" in result.stdout and (tmp_path / "p.png").is_file()
 
@@ -76,7 +119,10 @@ def test_config_supplies_model_and_paths(tiny_model, synthetic_dir, tmp_path):
     [
         (["eval", "zero-shot", "--dataset", "synthetic", "--data", "."], "no model to evaluate"),
         (["eval", "zero-shot", "--dataset", "imagenet-it", "--model", "x"], "no data folder given"),
-        (["eval", "zero-shot", "--dataset", "cifar", "--model", "x", "--data", "."], "--dataset: Input should be"),
+        (
+            ["eval", "zero-shot", "--dataset", "cifar", "--model", "x", "--data", "."],
+            "--dataset: Input should be",
+        ),
         (["eval", "retrieval", "--model", "x", "--images", "."], "needs an images folder and a caption file"),
     ],
 )
@@ -87,8 +133,19 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 
 
 def test_missing_model_folder_exit_2(synthetic_dir, tmp_path):
-    result = runner.invoke(app, ["eval", "zero-shot", "--dataset", "synthetic", "--data", str(synthetic_dir),
-                                 "--model", str(tmp_path / "nope")])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "zero-shot",
+            "--dataset",
+            "synthetic",
+            "--data",
+            str(synthetic_dir),
+            "--model",
+            str(tmp_path / "nope"),
+        ],
+    )
     assert result.exit_code == 2 and "nope" in result.stderr
 
 
@@ -97,7 +154,20 @@ def test_output_that_is_a_folder_is_refused_before_any_model_loads(synthetic_dir
     # The model path does not exist: had the model been opened first, the error would name it instead.
     folder = tmp_path / "taken"
     folder.mkdir()
-    result = runner.invoke(app, ["eval", "zero-shot", "--dataset", "synthetic", "--data", str(synthetic_dir),
-                                 "--model", str(tmp_path / "nope"), flag, str(folder)])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "zero-shot",
+            "--dataset",
+            "synthetic",
+            "--data",
+            str(synthetic_dir),
+            "--model",
+            str(tmp_path / "nope"),
+            flag,
+            str(folder),
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert f"{flag} {folder} is a folder" in result.stderr and "nope" not in result.stderr

@@ -94,11 +94,15 @@ def test_retrieval_ranks_match_a_naive_sort_on_random_data():
     texts = rng.normal(size=(20, 4))
     caption_image = rng.integers(0, 7, size=20)
     caption_image[:7] = np.arange(7)  # every image has a caption
-    ranks = metrics.best_positive_ranks(texts, images, metrics.label_positives(caption_image, np.arange(7)), chunk=3)
+    ranks = metrics.best_positive_ranks(
+        texts, images, metrics.label_positives(caption_image, np.arange(7)), chunk=3
+    )
     for i, text in enumerate(texts):
         order = np.argsort(-(images @ text), kind="stable")
         assert ranks[i] == 1 + int(np.flatnonzero(order == caption_image[i])[0])
-    i2t = metrics.best_positive_ranks(images, texts, metrics.label_positives(np.arange(7), caption_image), chunk=2)
+    i2t = metrics.best_positive_ranks(
+        images, texts, metrics.label_positives(np.arange(7), caption_image), chunk=2
+    )
     for j, image in enumerate(images):
         order = np.argsort(-(texts @ image), kind="stable")
         assert i2t[j] == 1 + int(np.flatnonzero(caption_image[order] == j)[0])
@@ -184,8 +188,12 @@ def test_without_duplicates_retrieval_equals_clip_benchmark():
     positive = torch.zeros_like(scores, dtype=torch.bool)
     positive[torch.arange(25), torch.from_numpy(caption_image)] = True
     for k in (1, 3, 5):  # clip_benchmark's own reduction: recall > 0 per query, averaged
-        assert ours[f"image_retrieval_recall@{k}"] == pytest.approx((recall_at_k(scores, positive, k) > 0).float().mean().item())
-        assert ours[f"text_retrieval_recall@{k}"] == pytest.approx((recall_at_k(scores.T, positive.T, k) > 0).float().mean().item())
+        assert ours[f"image_retrieval_recall@{k}"] == pytest.approx(
+            (recall_at_k(scores, positive, k) > 0).float().mean().item()
+        )
+        assert ours[f"text_retrieval_recall@{k}"] == pytest.approx(
+            (recall_at_k(scores.T, positive.T, k) > 0).float().mean().item()
+        )
 
 
 def test_without_ties_zero_shot_equals_clip_benchmark():
@@ -220,5 +228,7 @@ def test_ranks_from_scores_is_the_same_under_jax_jit():
     positive[0, 3] = True
     counted = np.array([True, True, True, False, True, True])
     on_host = metrics.ranks_from_scores(scores, positive, counted)
-    on_device = jax.jit(metrics.ranks_from_scores)(jnp.asarray(scores), jnp.asarray(positive), jnp.asarray(counted))
+    on_device = jax.jit(metrics.ranks_from_scores)(
+        jnp.asarray(scores), jnp.asarray(positive), jnp.asarray(counted)
+    )
     assert np.asarray(on_device).tolist() == on_host.tolist()

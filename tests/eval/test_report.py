@@ -12,7 +12,13 @@ from tests.eval.clip_benchmark_code import function
 
 def results():
     return [
-        EvalResult("imagenet-it", "runs/a", "zeroshot_classification", {"acc1": 0.2211, "acc5": 0.4}, counts={"images": 10}),
+        EvalResult(
+            "imagenet-it",
+            "runs/a",
+            "zeroshot_classification",
+            {"acc1": 0.2211, "acc5": 0.4},
+            counts={"images": 10},
+        ),
         EvalResult("imagenet-it", "runs/b", "zeroshot_classification", {"acc1": 0.5}, counts={"images": 10}),
     ]
 
@@ -22,7 +28,11 @@ def test_json_in_clip_benchmark_layout(tmp_path):
     assert write_json(results()[:1], one) == [one]
     written = write_json(results(), both)
     record = json.loads(one.read_text())
-    assert record["dataset"] == "imagenet-it" and record["model"] == "runs/a" and record["pretrained"] == "runs/a"
+    assert (
+        record["dataset"] == "imagenet-it"
+        and record["model"] == "runs/a"
+        and record["pretrained"] == "runs/a"
+    )
     assert record["task"] == "zeroshot_classification" and record["language"] == "it"
     assert record["metrics"] == {"acc1": 0.2211, "acc5": 0.4}
     # several models: one object per file beside the given name, in --model order; no list file
@@ -33,7 +43,10 @@ def test_json_in_clip_benchmark_layout(tmp_path):
 
 def test_a_model_named_twice_gets_two_files(tmp_path):
     twice = [results()[0], results()[0]]
-    assert write_json(twice, tmp_path / "r.json") == [tmp_path / "r-runs_a.json", tmp_path / "r-runs_a-2.json"]
+    assert write_json(twice, tmp_path / "r.json") == [
+        tmp_path / "r-runs_a.json",
+        tmp_path / "r-runs_a-2.json",
+    ]
 
 
 def test_a_local_model_folder_is_pretrained_by_absolute_path(tmp_path, monkeypatch):
@@ -45,8 +58,11 @@ def test_a_local_model_folder_is_pretrained_by_absolute_path(tmp_path, monkeypat
 def test_clip_benchmark_build_reads_our_files(tmp_path):
     # clip_benchmark's own `main_build` (cli.py of the installed package) over a folder and a file
     retrieval = EvalResult(
-        "mscoco-it", "runs/a", "zeroshot_retrieval",
-        {"image_retrieval_recall@5": 0.5, "text_retrieval_recall@5": 0.75}, counts={"images": 4},
+        "mscoco-it",
+        "runs/a",
+        "zeroshot_retrieval",
+        {"image_retrieval_recall@5": 0.5, "text_retrieval_recall@5": 0.75},
+        counts={"images": 4},
     )
     folder = tmp_path / "results"
     write_json(results(), folder / "zs.json")
@@ -61,7 +77,10 @@ def test_clip_benchmark_build_reads_our_files(tmp_path):
         ("mscoco-it", "runs/a", "zeroshot_retrieval"),
     ]
     assert float(rows[0]["acc1"]) == 0.2211 and float(rows[0]["acc5"]) == 0.4 and rows[1]["acc5"] == ""
-    assert float(rows[2]["image_retrieval_recall@5"]) == 0.5 and float(rows[2]["text_retrieval_recall@5"]) == 0.75
+    assert (
+        float(rows[2]["image_retrieval_recall@5"]) == 0.5
+        and float(rows[2]["text_retrieval_recall@5"]) == 0.75
+    )
     assert rows[2]["model_fullname"] == "runs/a runs/a" and rows[2]["language"] == "it"
 
 

@@ -27,7 +27,9 @@ def coco_file(tmp_path, image_names, captions=CAPTIONS, ids=(1, 2, 3, 4)):
     """MSCOCO-IT's validated form: images[].id int, annotations[].image_id str."""
     data = {
         "images": [{"id": i, "file_name": name} for i, name in zip(ids, image_names, strict=True)],
-        "annotations": [{"id": n, "image_id": image_id, "caption": c} for n, (image_id, c) in enumerate(captions)],
+        "annotations": [
+            {"id": n, "image_id": image_id, "caption": c} for n, (image_id, c) in enumerate(captions)
+        ],
     }
     path = tmp_path / "captions.json"
     path.write_text(json.dumps(data, ensure_ascii=False))
@@ -57,8 +59,14 @@ def test_images_without_captions_are_left_out_and_counted(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d["annotations"].append({"image_id": "99", "caption": "x"}), "image_id '99', not in 'images'"),
-        (lambda d: d["images"].append({"id": 5, "file_name": "../../etc/passwd"}), "leaves the images folder"),
+        (
+            lambda d: d["annotations"].append({"image_id": "99", "caption": "x"}),
+            "image_id '99', not in 'images'",
+        ),
+        (
+            lambda d: d["images"].append({"id": 5, "file_name": "../../etc/passwd"}),
+            "leaves the images folder",
+        ),
         (lambda d: d["images"].append({"id": "1", "file_name": "x.jpg"}), "repeats id"),
         (lambda d: d.pop("annotations"), "no 'images' and 'annotations'"),
         (lambda d: d["annotations"][2].pop("caption"), r"annotations\[2\] needs"),
@@ -79,18 +87,26 @@ def test_evaluate_equals_metrics_on_pytorch_features(encoder, reference, tmp_pat
     write_corrupt(tmp_path / "images" / "broken.jpg")
     names = [p.name for p in paths]
     # A fifth image that cannot be read: it and its caption are dropped and counted.
-    path = coco_file(tmp_path, [*names, "broken.jpg"], [*CAPTIONS, ("5", "un gatto nero")], ids=(1, 2, 3, 4, 5))
+    path = coco_file(
+        tmp_path, [*names, "broken.jpg"], [*CAPTIONS, ("5", "un gatto nero")], ids=(1, 2, 3, 4, 5)
+    )
     captions = retrieval.read_coco_captions(path, tmp_path / "images")
     result = retrieval.evaluate(encoder, captions, dataset="toy", model_name="tiny", batch_size=4)
     expected = retrieval_metrics(
-        reference.texts([c for _, c in CAPTIONS]), np.array([0, 0, 1, 2, 2, 2, 3]), reference.images(paths),
+        reference.texts([c for _, c in CAPTIONS]),
+        np.array([0, 0, 1, 2, 2, 2, 3]),
+        reference.images(paths),
         captions=[c for _, c in CAPTIONS],
     )
     assert result.metrics.keys() == expected.keys()
     for key, value in expected.items():
         assert result.metrics[key] == pytest.approx(value), key
     assert result.counts == {
-        "images": 4, "captions": 7, "texts": 7, "unreadable_images": 1, "captions_of_unreadable_images": 1,
+        "images": 4,
+        "captions": 7,
+        "texts": 7,
+        "unreadable_images": 1,
+        "captions_of_unreadable_images": 1,
         "images_without_captions": 0,
     }
 
@@ -99,8 +115,13 @@ def test_evaluate_counts_identical_captions_as_one_text(encoder, tmp_path):
     paths = write_images(tmp_path / "images", [(40, 30), (32, 32), (50, 80)])
     shared = [("1", "una forma"), ("2", "una forma"), ("3", "una forma"), ("3", "un cerchio")]
     path = coco_file(tmp_path, [p.name for p in paths], shared, ids=(1, 2, 3))
-    result = retrieval.evaluate(encoder, retrieval.read_coco_captions(path, tmp_path / "images"),
-                                dataset="toy", model_name="tiny", batch_size=4)
+    result = retrieval.evaluate(
+        encoder,
+        retrieval.read_coco_captions(path, tmp_path / "images"),
+        dataset="toy",
+        model_name="tiny",
+        batch_size=4,
+    )
     assert result.counts["captions"] == 4 and result.counts["texts"] == 2
     # "una forma" describes every image, so as one text it is found at rank 1 whatever the model;
     # "un cerchio" ranks 1 or not: text->image recall@1 is over 2 texts, 1/2 or 1.

@@ -49,4 +49,6 @@ def test_run_folder_equals_its_export(run_dir, tmp_path):
     texts = ["un cerchio rosso", "due stelle blu su sfondo nero"]
     np.testing.assert_allclose(from_run.encode_texts(texts), from_export.encode_texts(texts), atol=1e-6)
     bf16 = open_model(str(run_dir), dtype="bfloat16")
-    np.testing.assert_allclose(bf16.encode_images(paths).vectors, from_run.encode_images(paths).vectors, atol=3e-2)
+    np.testing.assert_allclose(
+        bf16.encode_images(paths).vectors, from_run.encode_images(paths).vectors, atol=3e-2
+    )

@@ -55,8 +55,10 @@ def test_several_tasks_are_prefixed_and_carry_chance(encoder, tmp_path):
     for name in ("a", "b"):
         write_images(tmp_path / name, [(32, 32), (40, 30)], prefix=name)
     images = class_folders(tmp_path, 2)
-    tasks = [zeroshot.Task("colour", images, ["rosso", "verde"], ["un cerchio {c}"]),
-             zeroshot.Task("shape", images, ["un cerchio", "una stella"], ["{c} blu"])]
+    tasks = [
+        zeroshot.Task("colour", images, ["rosso", "verde"], ["un cerchio {c}"]),
+        zeroshot.Task("shape", images, ["un cerchio", "una stella"], ["{c} blu"]),
+    ]
     result = zeroshot.evaluate(encoder, tasks, dataset="synthetic", model_name="tiny", batch_size=4)
     assert result.metrics["colour/chance"] == 0.5 and result.metrics["shape/chance"] == 0.5
     assert {"colour/acc1", "shape/acc1", "colour/mean_per_class_recall"} <= set(result.metrics)
@@ -69,35 +71,56 @@ def test_imagenet_task_from_clip_italian_tsv_matches_wnid_folders(tmp_path):
     data = tmp_path / "val"
     write_images(data / "n01443537", [(32, 32)])  # class 1 only: a subset of the classes is fine
     write_images(data / "n01491361", [(32, 32), (40, 30)])  # class 3
-    task = zeroshot.imagenet_task(data, classnames=tsv, templates=None, labels=None, cache_dir=tmp_path / "cache")
+    task = zeroshot.imagenet_task(
+        data, classnames=tsv, templates=None, labels=None, cache_dir=tmp_path / "cache"
+    )
     assert task.classnames == ["una tinca", "un pesce rosso", "un grande squalo bianco", "uno squalo tigre"]
     assert task.templates == ["{}"]  # CLIP-Italian's published setting
     assert task.images.labels.tolist() == [1, 3, 3]
     (data / "n99999999").mkdir()
     with pytest.raises(DataError, match="n99999999"):
-        zeroshot.imagenet_task(data, classnames=tsv, templates=None, labels=None, cache_dir=tmp_path / "cache")
+        zeroshot.imagenet_task(
+            data, classnames=tsv, templates=None, labels=None, cache_dir=tmp_path / "cache"
+        )
 
 
 def test_imagenet_task_reads_default_templates_from_the_installed_package(tmp_path):
     # clip-benchmark is installed (a dev dependency, --no-deps): its copy is used, nothing is downloaded;
     # the download path itself is tested in test_classnames.
-    server = Server({"it_zeroshot_classification_templates.json":
-                     (SHARED / "it_zeroshot_classification_templates.json").read_bytes()})
+    server = Server(
+        {
+            "it_zeroshot_classification_templates.json": (
+                SHARED / "it_zeroshot_classification_templates.json"
+            ).read_bytes()
+        }
+    )
     try:
         names = tmp_path / "names.json"
         names.write_text(json.dumps({"imagenet1k": CLASSES}))
         for name in ("n1", "n2", "n3"):
             write_images(tmp_path / "val" / name, [(32, 32)])
-        task = zeroshot.imagenet_task(tmp_path / "val", classnames=names, templates=None, labels=None,
-                                      cache_dir=tmp_path / "cache", base_url=server.url)
+        task = zeroshot.imagenet_task(
+            tmp_path / "val",
+            classnames=names,
+            templates=None,
+            labels=None,
+            cache_dir=tmp_path / "cache",
+            base_url=server.url,
+        )
     finally:
         server.close()
     assert len(task.templates) == 49 and task.classnames == CLASSES
     assert server.requests == [] and not (tmp_path / "cache").exists()
     with pytest.raises(DataError, match="3 class folders but the class-name list has 2"):
         names.write_text(json.dumps({"imagenet1k": CLASSES[:2]}))
-        zeroshot.imagenet_task(tmp_path / "val", classnames=names, templates=None, labels=None,
-                               cache_dir=tmp_path / "cache", base_url=server.url)
+        zeroshot.imagenet_task(
+            tmp_path / "val",
+            classnames=names,
+            templates=None,
+            labels=None,
+            cache_dir=tmp_path / "cache",
+            base_url=server.url,
+        )
 
 
 def test_labels_file_forms(tmp_path):

@@ -86,7 +86,12 @@ def test_bf16_training_step_scatters_only_into_the_float32_word_table(backend, m
     gradient, in float32; none into the 2-row token-type table (the whole batch into one row) and none
     in bf16: on a GPU those are contended compare-and-swap loops (see clipit/models/embedding.py)."""
     vision = VisionSizes(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, patch_size=8, image_size=16
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        patch_size=8,
+        image_size=16,
     )
     text = TextSizes(
         vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64

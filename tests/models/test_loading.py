@@ -216,6 +216,10 @@ def test_unreadable_or_foreign_checkpoints_are_clear_errors(checkpoints, tmp_pat
     (broken / "model.safetensors").write_bytes(b"\x00" * 40)
     with pytest.raises(ModelError, match="cannot read safetensors"):
         load_dual_encoder(broken)
+    cut = (checkpoints["dual"] / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(cut[: len(cut) - 5])  # the last tensor cut short
+    with pytest.raises(ModelError, match="cannot read safetensors .*lies outside the file"):
+        load_dual_encoder(broken)  # found from the header, before any weight is read
     (broken / "config.json").write_text(json.dumps({"model_type": "vision-text-dual-encoder"})[:-3])
     with pytest.raises(ModelError, match="not valid JSON"):
         load_dual_encoder(broken)

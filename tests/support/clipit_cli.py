@@ -25,7 +25,9 @@ def _env() -> dict[str, str]:
 def start(*args: str, cwd: Path) -> subprocess.Popen:
     """A running clipit whose stderr goes to a file: a pipe nobody reads while polling could fill and stall it."""
     err = tempfile.TemporaryFile()
-    process = subprocess.Popen(_command(args, None), cwd=cwd, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+    process = subprocess.Popen(
+        _command(args, None), cwd=cwd, env=_env(), stdout=subprocess.DEVNULL, stderr=err
+    )
     process.err_file = err  # type: ignore[attr-defined]
     return process
 
@@ -46,7 +48,9 @@ def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: flo
     deadline = time.monotonic() + timeout
     while not ready():
         if process.poll() is not None:
-            raise AssertionError(f"clipit ended (exit {process.returncode}) before the kill point: {_stderr(process)}")
+            raise AssertionError(
+                f"clipit ended (exit {process.returncode}) before the kill point: {_stderr(process)}"
+            )
         if time.monotonic() > deadline:
             process.kill()
             raise AssertionError("the kill point was not reached in time")
@@ -56,7 +60,9 @@ def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: flo
     assert process.returncode == -signal.SIGKILL, _stderr(process)
 
 
-def tree_bytes(folder: Path, skip: tuple[str, ...] = (".clipit.lock", "config.resolved.toml")) -> dict[str, bytes]:
+def tree_bytes(
+    folder: Path, skip: tuple[str, ...] = (".clipit.lock", "config.resolved.toml")
+) -> dict[str, bytes]:
     """Every file under `folder` (hidden ones too) by relative path, except the names in `skip`
     (the lock's holder record, and the resolved config, which names the output folder)."""
     return {

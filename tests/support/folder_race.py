@@ -31,7 +31,11 @@ with hold(sys.argv[1], sys.argv[2]):
 
 def start(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [*CLIPIT, *args], env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*CLIPIT, *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -52,7 +56,9 @@ def holder_pid(folder: Path) -> int | None:
 def wait_for_holder(process: subprocess.Popen, folder: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while holder_pid(folder) != process.pid:
-        assert process.poll() is None, f"exited {process.returncode} before taking the lock: {process.communicate()}"
+        assert process.poll() is None, (
+            f"exited {process.returncode} before taking the lock: {process.communicate()}"
+        )
         assert time.monotonic() < deadline, "the first run never took the lock"
         time.sleep(0.002)
 
@@ -73,7 +79,9 @@ def frozen_while_holding(process: subprocess.Popen, folder: Path) -> Iterator[No
 @contextlib.contextmanager
 def holding_process(folder: Path, command: str) -> Iterator[subprocess.Popen]:
     """A process that holds `folder`'s lock as `command` until the block ends (or it is killed)."""
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), command], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder), command], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout.readline() == "held\n"
         yield process

@@ -149,12 +149,31 @@ def make_sources(folder: Path) -> RealShaped:
     server = PhotoServer().start()
     try:
         files, images = write_mscoco_it(folder / "inputs", server)
-        mscoco, mscoco_dev, cc3m, wit_out = (folder / n for n in ("mscoco-it", "mscoco-it-dev", "cc3m", "wit"))
+        mscoco, mscoco_dev, cc3m, wit_out = (
+            folder / n for n in ("mscoco-it", "mscoco-it-dev", "cc3m", "wit")
+        )
         _cli("download", "mscoco-it", "--annotations", str(files[0]), "--annotations", str(files[1]),
              "--images", str(images), "--out", str(mscoco))  # fmt: skip
-        _cli("download", "mscoco-it", "--annotations", str(files[1]), "--images", str(images), "--out", str(mscoco_dev))
+        _cli(
+            "download",
+            "mscoco-it",
+            "--annotations",
+            str(files[1]),
+            "--images",
+            str(images),
+            "--out",
+            str(mscoco_dev),
+        )
         tsv = write_cc3m_tsv(folder / "inputs" / "gcc.tsv", server)
-        _cli("download", "cc3m", "--tsv", str(tsv), "--out", str(cc3m), *fast_download_args(samples_per_shard=4))
+        _cli(
+            "download",
+            "cc3m",
+            "--tsv",
+            str(tsv),
+            "--out",
+            str(cc3m),
+            *fast_download_args(samples_per_shard=4),
+        )
         with LibreServer() as libre:
             _cli("translate", "--input", str(cc3m), "--to", "it", "--backend", "libre", "--endpoint", libre.url,
                  "--set", f"translate.cache={folder / 'inputs' / 'cache.sqlite'}",

@@ -63,7 +63,9 @@ def write_synthetic_shards(folder: Path, *, train: int, val: int, seed: int = 0)
             "image_sha256": [hashlib.sha256(jpeg).hexdigest() for _, _, _, jpeg, _ in pairs],
             "meta": [meta for _, _, _, _, meta in pairs],
         }
-        write_shard(pa.Table.from_pydict(rows, schema=SHARD_SCHEMA), folder / shard_name(split, 0), row_group_size=64)
+        write_shard(
+            pa.Table.from_pydict(rows, schema=SHARD_SCHEMA), folder / shard_name(split, 0), row_group_size=64
+        )
     write_tokenizer(folder / "tokenizer")
     return folder
 

@@ -17,7 +17,9 @@ import jax
 
 def main() -> None:
     process_id, port, shards, run_dir, output = sys.argv[1:6]
-    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=int(process_id))
+    jax.distributed.initialize(
+        coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=int(process_id)
+    )
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from clipit.config import load_config
     from clipit.train.loop import train_and_evaluate

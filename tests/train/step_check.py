@@ -38,13 +38,19 @@ def one_step_on_fixed_batch(config, devices, phase: int = 1) -> dict:
     mesh = data_mesh(devices)
     tx = build_optimizer(plan.optimizer)
     trainable = {k: params[k] for k in sorted(plan.trainable)}
-    state = put_replicated(mesh, {
-        "params": params, "rest": rest, "opt": tx.init(trainable),
-        "phase_step": np.zeros((), np.int32), "loss_params": init_loss_params(config.train),
-    })
+    state = put_replicated(
+        mesh,
+        {
+            "params": params,
+            "rest": rest,
+            "opt": tx.init(trainable),
+            "phase_step": np.zeros((), np.int32),
+            "loss_params": init_loss_params(config.train),
+        },
+    )
     batch = fixed_batch(config, config.train.batch_size)
     share = config.train.batch_size // jax.process_count()
-    local = {k: v[jax.process_index() * share:(jax.process_index() + 1) * share] for k, v in batch.items()}
+    local = {k: v[jax.process_index() * share : (jax.process_index() + 1) * share] for k, v in batch.items()}
     before = to_host(make_eval_step(parts, config.train, mesh)(state, put_batch(mesh, local)))
     state, metrics = make_train_step(parts, plan, config.train, tx, mesh)(state, put_batch(mesh, local))
     new_params = to_host(state["params"])

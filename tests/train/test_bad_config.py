@@ -47,15 +47,26 @@ def test_list_params_prints_the_paths_regexes_select_from(tiny_shards, tmp_path)
     assert result.exit_code == 0, result.stderr
     names = [line.split("\t")[0] for line in result.stdout.splitlines()]
     assert {"visual_projection/kernel", "text_projection/kernel", "logit_scale"} <= set(names)
-    assert any(n.startswith("vision_model/") for n in names) and any(n.startswith("text_model/") for n in names)
+    assert any(n.startswith("vision_model/") for n in names) and any(
+        n.startswith("text_model/") for n in names
+    )
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (['train.phases=[{name="h", steps=2, trainable=["vision_model/(layers"]}]'], "key 'train.phases.0.trainable'"),
-        ([f"model.vision.image_size={SIDE - 2}"], f"vision.image_size {SIDE - 2} is not a multiple of vision.patch_size 8"),
-        (["model.text.num_attention_heads=3"], "text.hidden_size 32 is not divisible by text.num_attention_heads 3"),
+        (
+            ['train.phases=[{name="h", steps=2, trainable=["vision_model/(layers"]}]'],
+            "key 'train.phases.0.trainable'",
+        ),
+        (
+            [f"model.vision.image_size={SIDE - 2}"],
+            f"vision.image_size {SIDE - 2} is not a multiple of vision.patch_size 8",
+        ),
+        (
+            ["model.text.num_attention_heads=3"],
+            "text.hidden_size 32 is not divisible by text.num_attention_heads 3",
+        ),
         (["model.max_text_length=40"], "max_text_length 40 exceeds the 32 positions"),
         (['train.batch_size="16"'], "key 'train.batch_size': Input should be a valid integer (got '16')"),
         (["train.max_logit_scale=inf"], "key 'train.max_logit_scale': Input should be a finite number"),
@@ -79,6 +90,8 @@ def test_text_longer_than_the_checkpoint_positions_fails_before_training(tiny_sh
     result = _run(["train", *_sets(tiny_overrides(tiny_shards, out, *extra))])
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    expected = f"model.max_text_length {tiny_hf.MAX_POSITIONS + 1} exceeds the {tiny_hf.MAX_POSITIONS} positions"
+    expected = (
+        f"model.max_text_length {tiny_hf.MAX_POSITIONS + 1} exceeds the {tiny_hf.MAX_POSITIONS} positions"
+    )
     assert len(lines) == 1 and expected in lines[0] and str(bert) in lines[0], result.stderr
     assert not (out / "checkpoints").exists() and not (out / "config.resolved.toml").exists()

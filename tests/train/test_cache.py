@@ -19,7 +19,9 @@ from tests.train.step_check import fixed_batch
 
 
 def test_cached_heads_step_equals_the_recomputing_step(tiny_shards, tmp_path):
-    phases = 'train.phases=[{name="heads", steps=5, trainable=["projection", "logit_scale"], cache_frozen=true}]'
+    phases = (
+        'train.phases=[{name="heads", steps=5, trainable=["projection", "logit_scale"], cache_frozen=true}]'
+    )
     config = load_config(None, tiny_overrides(tiny_shards, tmp_path, phases))
     parts, params, rest = split_model(build_model(config.model)[0])
     plan = plan_phases(config.train, config.data.loader, sorted(params), 256)[0]
@@ -30,23 +32,40 @@ def test_cached_heads_step_equals_the_recomputing_step(tiny_shards, tmp_path):
 
     def state():
         trainable = {k: params[k] for k in sorted(plan.trainable)}
-        return put_replicated(mesh, {"params": params, "rest": rest, "opt": tx.init(trainable),
-                                     "phase_step": np.zeros((), np.int32), "loss_params": init_loss_params(config.train)})
+        return put_replicated(
+            mesh,
+            {
+                "params": params,
+                "rest": rest,
+                "opt": tx.init(trainable),
+                "phase_step": np.zeros((), np.int32),
+                "loss_params": init_loss_params(config.train),
+            },
+        )
 
     step = make_train_step(parts, plan, config.train, tx, mesh)
     recomputed, recomputed_metrics = step(state(), put_batch(mesh, raw))
-    pooled = make_tower_features(parts, mesh)(params, rest, put_batch(mesh, {k: raw[k] for k in raw if k != "caption_id"}))
-    cached_batch = {"image_pooled": np.asarray(pooled["image_pooled"]), "text_pooled": np.asarray(pooled["text_pooled"]),
-                    "caption_id": raw["caption_id"]}
+    pooled = make_tower_features(parts, mesh)(
+        params, rest, put_batch(mesh, {k: raw[k] for k in raw if k != "caption_id"})
+    )
+    cached_batch = {
+        "image_pooled": np.asarray(pooled["image_pooled"]),
+        "text_pooled": np.asarray(pooled["text_pooled"]),
+        "caption_id": raw["caption_id"],
+    }
     cached, cached_metrics = step(state(), put_batch(mesh, cached_batch))
     assert float(cached_metrics["loss"]) == pytest.approx(float(recomputed_metrics["loss"]), rel=1e-6)
     for key in plan.trainable:
-        np.testing.assert_allclose(to_host(cached["params"][key]), to_host(recomputed["params"][key]), atol=1e-7)
+        np.testing.assert_allclose(
+            to_host(cached["params"][key]), to_host(recomputed["params"][key]), atol=1e-7
+        )
 
 
 def test_cache_batches_cover_every_row_once_per_epoch_and_repeat_on_resume():
     rows = 10
-    cache = FeatureCache(np.arange(rows, dtype=np.float32)[:, None], np.zeros((rows, 1), np.float32), np.arange(rows))
+    cache = FeatureCache(
+        np.arange(rows, dtype=np.float32)[:, None], np.zeros((rows, 1), np.float32), np.arange(rows)
+    )
     drawn = [cache.batch(seed=3, phase=0, step=s, local_batch=4)["caption_id"] for s in range(5)]  # 2 epochs
     flat = np.concatenate(drawn)
     assert sorted(flat[:10]) == list(range(rows)) and sorted(flat[10:]) == list(range(rows))

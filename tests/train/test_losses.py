@@ -58,7 +58,9 @@ def test_infonce_distinct_ids_is_classic_clip_cross_entropy():
         return np.mean([-(lg[i, i] - np.log(np.exp(lg[i]).sum())) for i in range(len(lg))])
 
     expected = (ce(logits) + ce(logits.T)) / 2
-    assert float(losses.infonce(image, text, np.float32(10.0), np.arange(9))[0]) == pytest.approx(expected, rel=1e-5)
+    assert float(losses.infonce(image, text, np.float32(10.0), np.arange(9))[0]) == pytest.approx(
+        expected, rel=1e-5
+    )
     assert float(losses.infonce(image, text, np.float32(10.0), None)[0]) == pytest.approx(expected, rel=1e-5)
 
 
@@ -80,8 +82,12 @@ def test_siglip_matches_naive():
 
 
 def test_logit_scale_is_clamped_or_fixed():
-    assert float(losses.logit_scale_value(np.float32(np.log(500.0)), max_scale=100.0, fixed=None)) == pytest.approx(100.0)
-    assert float(losses.logit_scale_value(np.float32(np.log(3.0)), max_scale=100.0, fixed=None)) == pytest.approx(3.0)
+    assert float(
+        losses.logit_scale_value(np.float32(np.log(500.0)), max_scale=100.0, fixed=None)
+    ) == pytest.approx(100.0)
+    assert float(
+        losses.logit_scale_value(np.float32(np.log(3.0)), max_scale=100.0, fixed=None)
+    ) == pytest.approx(3.0)
     assert float(losses.logit_scale_value(np.float32(1.0), max_scale=100.0, fixed=20.0)) == 20.0
 
 
@@ -150,6 +156,8 @@ def test_negatives_come_from_the_global_batch_on_eight_devices():
     assert batch["image"].sharding == batch_sharded(mesh)
     loss = jax.jit(lambda b: losses.infonce(b["image"], b["text"], 8.0, b["ids"])[0])(batch)
     whole = naive_infonce(image, text, 8.0, ids)
-    per_device = np.mean([naive_infonce(image[s:s + 4], text[s:s + 4], 8.0, ids[s:s + 4]) for s in range(0, 32, 4)])
+    per_device = np.mean(
+        [naive_infonce(image[s : s + 4], text[s : s + 4], 8.0, ids[s : s + 4]) for s in range(0, 32, 4)]
+    )
     assert float(loss) == pytest.approx(whole, rel=1e-5)
     assert abs(whole - per_device) > 0.1  # the two definitions really differ on this data

@@ -80,7 +80,15 @@ def test_two_processes_match_one(one_device_step, tiny_shards, tmp_path):
     outputs = [tmp_path / f"process{i}.json" for i in range(2)]
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(i), str(port), str(shards), str(tmp_path / "run"), str(outputs[i])],
+            [
+                sys.executable,
+                str(WORKER),
+                str(i),
+                str(port),
+                str(shards),
+                str(tmp_path / "run"),
+                str(outputs[i]),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

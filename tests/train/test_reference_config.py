@@ -69,7 +69,10 @@ def test_reference_config_trains_both_phases_from_pretrained_checkpoints(tmp_pat
     assert train[0]["lr"] < heads["lr"] and train[heads_steps]["lr"] < full["lr"]
 
     # phase 1 leaves the pretrained towers as loaded and trains the heads; phase 2 moves everything
-    initial = {k: np.asarray(v) for k, v in split_model(build_model(load_config(out / "config.resolved.toml").model)[0])[1].items()}
+    initial = {
+        k: np.asarray(v)
+        for k, v in split_model(build_model(load_config(out / "config.resolved.toml").model)[0])[1].items()
+    }
     after_heads, final = params_at(out, heads_steps), params_at(out, heads_steps + full_steps)
     towers = [k for k in initial if k.startswith(("vision_model/", "text_model/"))]
     assert towers and all(np.array_equal(initial[k], after_heads[k]) for k in towers)
@@ -78,7 +81,9 @@ def test_reference_config_trains_both_phases_from_pretrained_checkpoints(tmp_pat
     assert all(value.dtype == np.float32 for value in final.values())  # bf16 compute, float32 parameters
     # the loaded towers are the checkpoints' (CLIP's own projection included), not a random init
     with safe_open(clip / "model.safetensors", "np") as weights:
-        np.testing.assert_array_equal(initial["visual_projection/kernel"], weights.get_tensor("visual_projection.weight").T)
+        np.testing.assert_array_equal(
+            initial["visual_projection/kernel"], weights.get_tensor("visual_projection.weight").T
+        )
     with safe_open(bert / "model.safetensors", "np") as weights:
         embeddings = weights.get_tensor("embeddings.word_embeddings.weight")
     np.testing.assert_array_equal(initial["text_model/embeddings/word_embeddings/embedding"], embeddings)

@@ -23,7 +23,9 @@ def _train(out, shards, *extra):
     for item in run_overrides(shards, out):
         args += ["--set", item]
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    return subprocess.Popen([*args, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*args, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 @pytest.mark.slow
@@ -63,7 +65,9 @@ def test_kill_then_resume_reaches_the_uninterrupted_parameters(tiny_shards, tmp_
     for key in reference:
         np.testing.assert_array_equal(resumed[key], reference[key], err_msg=key)
     killed_rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    reference_rows = [json.loads(line) for line in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
+    reference_rows = [
+        json.loads(line) for line in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()
+    ]
     killed_train = [r for r in killed_rows if r["split"] == "train"]
     reference_train = [r for r in reference_rows if r["split"] == "train"]
     assert [r["step"] for r in killed_train] == list(range(1, HEADS + FULL + 1))  # every step logged once

@@ -13,7 +13,9 @@ ENV = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
 
 
 def train_args(shards, out, *extra: str) -> list[str]:
-    items = tiny_overrides(shards, out, tiny_phases(heads=1, full=1), "train.export=false", "train.eval_every=100")
+    items = tiny_overrides(
+        shards, out, tiny_phases(heads=1, full=1), "train.export=false", "train.eval_every=100"
+    )
     return ["train", *[arg for item in items for arg in ("--set", item)], *extra]
 
 

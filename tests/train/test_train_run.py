@@ -49,7 +49,10 @@ def test_metrics_lines_name_phase_step_and_split(tiny_run):
 
 def test_heads_phase_leaves_towers_bit_identical_and_full_phase_changes_them(tiny_run):
     run_dir, config, _ = tiny_run
-    initial = {k: np.asarray(v) for k, v in split_model(build_model(config.model, seed=config.train.seed)[0])[1].items()}
+    initial = {
+        k: np.asarray(v)
+        for k, v in split_model(build_model(config.model, seed=config.train.seed)[0])[1].items()
+    }
     after_heads = _params_at(run_dir, HEADS)
     final = _params_at(run_dir, HEADS + FULL)
     towers = [k for k in initial if k.startswith(("vision_model/", "text_model/"))]
@@ -84,4 +87,7 @@ def test_export_loads_in_transformers_with_the_same_embeddings(tiny_run, tiny_sh
     theirs = theirs.pooler_output if hasattr(theirs, "pooler_output") else theirs
     theirs = theirs.numpy() / np.linalg.norm(theirs.numpy(), axis=1, keepdims=True)
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
-    assert json.loads((run_dir / "export" / "config.json").read_text())["model_type"] == "vision-text-dual-encoder"
+    assert (
+        json.loads((run_dir / "export" / "config.json").read_text())["model_type"]
+        == "vision-text-dual-encoder"
+    )

@@ -21,7 +21,9 @@ def test_tiny_trained_run_beats_chance_on_the_synthetic_sets(tiny_run, tmp_path)
     result = zeroshot.evaluate(encoder, tasks, dataset="synthetic", model_name="tiny", batch_size=32)
     assert result.metrics["acc1"] >= 2 * (1 / 8), result.metrics  # 8 colours: chance is 12.5%
 
-    captions = retrieval.read_coco_captions(sets / "retrieval" / "captions.json", sets / "retrieval" / "images")
+    captions = retrieval.read_coco_captions(
+        sets / "retrieval" / "captions.json", sets / "retrieval" / "images"
+    )
     ranked = retrieval.evaluate(encoder, captions, dataset="synthetic", model_name="tiny", batch_size=32)
     # The run saw only one-object scenes; the retrieval set has two-group scenes too, so the margin over
     # chance is smaller there than for colour.

@@ -20,7 +20,9 @@ def test_validation_batch_size():
 
 def _run(tmp_path, val_rows: int):
     shards = write_synthetic_shards(tmp_path / "shards", train=32, val=val_rows)
-    config = tiny_config(shards, tmp_path / "run", tiny_phases(heads=2, full=2), "train.eval_every=1", "train.export=false")
+    config = tiny_config(
+        shards, tmp_path / "run", tiny_phases(heads=2, full=2), "train.eval_every=1", "train.export=false"
+    )
     summary = train_and_evaluate(config, devices=jax.devices()[:1])
     return summary, [r for r in read_metrics(tmp_path / "run") if r["split"] == "val"]
 

@@ -55,8 +55,12 @@ def run(cfg: ShardSettings, out: Path | None = None, sources: list[Path] | None 
     records.mkdir(parents=True, exist_ok=True)
     cleanup.remove_stale(out, records, {job.name for job in plan.jobs})
 
-    near = dataclasses.replace(excluded, sha256=frozenset()) if excluded else None  # jobs need only the pHashes
-    settings = images.ImageSettings(cfg.image_side, cfg.jpeg_quality, cfg.min_image_side, cfg.max_image_pixels, near)
+    near = (
+        dataclasses.replace(excluded, sha256=frozenset()) if excluded else None
+    )  # jobs need only the pHashes
+    settings = images.ImageSettings(
+        cfg.image_side, cfg.jpeg_quality, cfg.min_image_side, cfg.max_image_pixels, near
+    )
     outcomes: dict[str, list[list]] = {}
     todo: list[tuple[Job, str]] = []
     for job in plan.jobs:
@@ -83,7 +87,12 @@ def run(cfg: ShardSettings, out: Path | None = None, sources: list[Path] | None 
     summary = report.summarize(table, folders, plan.jobs, excluded, same_bytes)
     atomic.write_text(out / shard_format.SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     # not in summary.json, whose bytes must not depend on how the run went
-    return {**summary, "out": str(out), "shards_reused": reused, "seconds": round(time.perf_counter() - started, 2)}
+    return {
+        **summary,
+        "out": str(out),
+        "shards_reused": reused,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def _check_exclude(entries: list[Path], folders: list[Path], out: Path) -> None:
@@ -92,7 +101,9 @@ def _check_exclude(entries: list[Path], folders: list[Path], out: Path) -> None:
         entry = Path(entry)
         folder = entry.parent if entry.is_file() else entry
         if folder.resolve() == out.resolve():
-            raise ConfigError(f"build-shards: --exclude {entry} is the output folder", "exclude evaluation sets only")
+            raise ConfigError(
+                f"build-shards: --exclude {entry} is the output folder", "exclude evaluation sets only"
+            )
         if folder.resolve() in {f.resolve() for f in folders}:
             raise ConfigError(
                 f"build-shards: {entry} is both a source and an --exclude entry (every image of it would be removed)",
@@ -115,13 +126,16 @@ def _execute(todo: list[tuple[Job, str]], settings: images.ImageSettings, out: P
         initargs=(os.getpid(),),
     ) as pool:
         futures = {
-            pool.submit(build_job, job, digest, settings, str(out), cfg.row_group_size): job for job, digest in todo
+            pool.submit(build_job, job, digest, settings, str(out), cfg.row_group_size): job
+            for job, digest in todo
         }
         for future in concurrent.futures.as_completed(futures):
             yield futures[future], future.result()
 
 
-def build_job(job: Job, digest: str, settings: images.ImageSettings, out: str, row_group_size: int) -> list[list]:
+def build_job(
+    job: Job, digest: str, settings: images.ImageSettings, out: str, row_group_size: int
+) -> list[list]:
     """Decode and re-encode one job's images, write its shard, then its record; return per-row outcomes.
 
     An outcome is [key, status, error, index in shard, width, height].
@@ -197,4 +211,3 @@ def _final_manifest(plan: Plan, outcomes: dict[str, list[list]]) -> pa.Table:
                 new.update(shard=name, index=index, width=width, height=height)
         rows.append(new)
     return manifest.from_rows(rows)
-

@@ -48,4 +48,6 @@ def _shard_named(out: Path) -> list[Path]:
     try:
         return sorted(p for p in out.iterdir() if _SHARD_NAME.match(p.name) and p.is_file())
     except OSError as exc:
-        raise ClipitError(f"{OPTION}: cannot list {out} ({exc.strerror or exc})", "choose a readable folder") from None
+        raise ClipitError(
+            f"{OPTION}: cannot list {out} ({exc.strerror or exc})", "choose a readable folder"
+        ) from None

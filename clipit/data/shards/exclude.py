@@ -108,7 +108,11 @@ def build_index(entries: list[Path], max_distance: int) -> ExcludeIndex:
         "\n".join([str(max_distance), *sorted(shas), *(str(h) for h in phash.tolist())]).encode()
     ).hexdigest()
     return ExcludeIndex(
-        sha256=frozenset(shas), phash=phash, max_distance=max_distance, images=images, digest=digest,
+        sha256=frozenset(shas),
+        phash=phash,
+        max_distance=max_distance,
+        images=images,
+        digest=digest,
         entries=tuple(str(e) for e in entries),
     )
 
@@ -134,7 +138,9 @@ def _manifest_images(path: Path) -> Iterator[tuple[list[str], bytes | None]]:
     try:
         table = manifest.read(path)
     except ManifestError as exc:
-        raise ConfigError(f"build-shards --exclude {path}: {exc}", "pass a manifest written by clipit") from None
+        raise ConfigError(
+            f"build-shards --exclude {path}: {exc}", "pass a manifest written by clipit"
+        ) from None
     source = locate.SourceImages(path.parent)
     seen: set[tuple] = set()
     for row in table.to_pylist():
@@ -161,5 +167,7 @@ def _read_file(path: Path) -> tuple[list[str], bytes]:
     try:
         data = path.read_bytes()
     except OSError as exc:  # an eval image we cannot read is one we cannot keep out of training
-        raise ConfigError(f"build-shards --exclude: cannot read {path}: {exc.strerror}", "fix its permissions") from None
+        raise ConfigError(
+            f"build-shards --exclude: cannot read {path}: {exc.strerror}", "fix its permissions"
+        ) from None
     return [hashlib.sha256(data).hexdigest()], data

@@ -48,11 +48,18 @@ class Job:
 
     def digest(self, settings: ShardSettings, exclude_digest: str = "") -> str:
         """Hash of everything the shard's bytes depend on: a finished shard with this hash is reused."""
-        payload: dict = {"exclude": exclude_digest} if exclude_digest else {}  # no key: older shards stay valid
+        payload: dict = (
+            {"exclude": exclude_digest} if exclude_digest else {}
+        )  # no key: older shards stay valid
         payload |= {
             "format": shard_format.SHARD_VERSION,
-            "settings": [settings.image_side, settings.jpeg_quality, settings.min_image_side,
-                         settings.max_image_pixels, settings.row_group_size],
+            "settings": [
+                settings.image_side,
+                settings.jpeg_quality,
+                settings.min_image_side,
+                settings.max_image_pixels,
+                settings.row_group_size,
+            ],
             "rows": [asdict(c) | {"row": None} for c in self.candidates],  # not the input position
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -67,7 +74,9 @@ class Plan:
     exclude: exclude.ExcludeIndex = field(default_factory=exclude.ExcludeIndex)
 
 
-def make_plan(folders: list[Path], settings: ShardSettings, excluded: exclude.ExcludeIndex | None = None) -> Plan:
+def make_plan(
+    folders: list[Path], settings: ShardSettings, excluded: exclude.ExcludeIndex | None = None
+) -> Plan:
     excluded = excluded if excluded is not None else exclude.ExcludeIndex()
     tables = [locate.read_source(f) for f in folders]
     merged = manifest.merge(tables, [str(f / manifest.MANIFEST_NAME) for f in folders])
@@ -112,7 +121,9 @@ def make_plan(folders: list[Path], settings: ShardSettings, excluded: exclude.Ex
     return Plan(rows, decided, jobs, split_of, excluded)
 
 
-def _check(i: int, row: dict, source: locate.SourceImages, settings: ShardSettings) -> tuple[str | None, Candidate | None]:
+def _check(
+    i: int, row: dict, source: locate.SourceImages, settings: ShardSettings
+) -> tuple[str | None, Candidate | None]:
     caption = (row["caption"] or "").strip()
     if not caption:
         return NO_CAPTION, None
@@ -133,4 +144,6 @@ def _check(i: int, row: dict, source: locate.SourceImages, settings: ShardSettin
             sha = hashlib.sha256(locate.read_bytes(location)).hexdigest()
         except OSError:  # permissions, an I/O error, a file that vanished: filtered, not a crash
             return locate.UNREADABLE, None
-    return None, Candidate(i, row["key"], row["source"], caption, row["caption_en"], row["meta"], sha, location)
+    return None, Candidate(
+        i, row["key"], row["source"], caption, row["caption_en"], row["meta"], sha, location
+    )

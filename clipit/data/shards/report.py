@@ -13,7 +13,11 @@ from clipit.data.shards import exclude
 
 
 def summarize(
-    table: pa.Table, folders: list[Path], jobs: list, excluded: exclude.ExcludeIndex | None = None, same_bytes: int = 0
+    table: pa.Table,
+    folders: list[Path],
+    jobs: list,
+    excluded: exclude.ExcludeIndex | None = None,
+    same_bytes: int = 0,
 ) -> dict:
     """Deterministic counts (no times): the same inputs give the same summary.json bytes.
 
@@ -48,7 +52,9 @@ def _counts(rows: list[dict]) -> dict:
         "train": sum(r["split"] == "train" for r in ok),
         "val": sum(r["split"] == "val" for r in ok),
         # an image with several captions counts once; the split is by image, so no image is in both
-        "images": {split: len({r["image_sha256"] for r in ok if r["split"] == split}) for split in manifest.SPLITS},
+        "images": {
+            split: len({r["image_sha256"] for r in ok if r["split"] == split}) for split in manifest.SPLITS
+        },
         "failed": sum(r["status"] == manifest.STATUS_FAILED for r in rows),
         "filtered": dict(sorted(reasons.items())),
     }

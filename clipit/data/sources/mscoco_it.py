@@ -196,7 +196,9 @@ def run(source: MscocoItSource, download: DownloadSettings, val_fraction: float)
                 "caption": " ".join(ann["caption"].split()),
                 "caption_en": caption_en,
                 "lang": "it",
-                **_split(file_name, result, coco_url(images.get(image_id)), f"{SOURCE}/{image_id}", val_fraction),
+                **_split(
+                    file_name, result, coco_url(images.get(image_id)), f"{SOURCE}/{image_id}", val_fraction
+                ),
                 "meta": meta,
                 **result.manifest_fields(),
             }

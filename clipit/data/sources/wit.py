@@ -126,7 +126,9 @@ def _chunks(path: Path):
         reader = pa_csv.open_csv(
             path,  # a .gz name is decompressed on the fly
             read_options=pa_csv.ReadOptions(block_size=16 << 20, encoding="utf8"),
-            parse_options=pa_csv.ParseOptions(delimiter="\t", newlines_in_values=True, invalid_row_handler=refuse),
+            parse_options=pa_csv.ParseOptions(
+                delimiter="\t", newlines_in_values=True, invalid_row_handler=refuse
+            ),
             convert_options=pa_csv.ConvertOptions(
                 column_types={name: pa.string() for name in COLUMNS},  # as written: no number parsing
                 strings_can_be_null=False,
@@ -190,7 +192,9 @@ def run(source: WitSource, download: DownloadSettings, val_fraction: float) -> d
                 "caption": row["caption"] or None,
                 "caption_en": None,
                 "lang": source.lang,
-                "split": manifest.split_for_image(val_fraction, result.sha256, row["url"] or None, key),  # by image
+                "split": manifest.split_for_image(
+                    val_fraction, result.sha256, row["url"] or None, key
+                ),  # by image
                 "meta": {"file": row["file"], "row": row["row"], **meta},
                 **fields,
             }

@@ -62,7 +62,9 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
         if cfg.workers > 0 and cfg.n >= PARALLEL_FROM:
             # spawn, not fork: the parent may hold JAX or other threads that a fork would copy half-way
             context = multiprocessing.get_context("spawn")
-            pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(cfg.workers, mp_context=context))
+            pool = stack.enter_context(
+                concurrent.futures.ProcessPoolExecutor(cfg.workers, mp_context=context)
+            )
         for shard_id in range(shard_count):
             first = shard_id * cfg.samples_per_shard
             indices = range(first, min(cfg.n, first + cfg.samples_per_shard))
@@ -99,10 +101,14 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
     }
 
 
-def _draw(pool: concurrent.futures.Executor | None, cfg: SyntheticSource, indices: range) -> list[writer.Sample]:
+def _draw(
+    pool: concurrent.futures.Executor | None, cfg: SyntheticSource, indices: range
+) -> list[writer.Sample]:
     """The samples of `indices`, in order; drawn in chunks by the worker processes when there are some."""
     if pool is None:
-        return writer.draw_range(cfg.seed, indices.start, indices.stop, cfg.image_size, cfg.captions_per_image)
+        return writer.draw_range(
+            cfg.seed, indices.start, indices.stop, cfg.image_size, cfg.captions_per_image
+        )
     starts = range(indices.start, indices.stop, _CHUNK)
     stops = [min(start + _CHUNK, indices.stop) for start in starts]
     repeat = len(starts)
@@ -148,12 +154,16 @@ def _shard_finished(out: Path, shard_id: int, cfg: SyntheticSource, indices: ran
     return tar_ok and stats.get("clipit_synthetic") == _identity(cfg, indices)
 
 
-def _manifest_rows(out: Path, shard_id: int, cfg: SyntheticSource, samples: list | None, val_fraction: float) -> list[dict]:
+def _manifest_rows(
+    out: Path, shard_id: int, cfg: SyntheticSource, samples: list | None, val_fraction: float
+) -> list[dict]:
     """Manifest rows of one shard, one per image-caption pair: from the fresh samples, or read back from
     a reused shard's parquet. Every caption of an image gets the image's split (a hash of its key)."""
     if samples is None:
         records = pq.read_table(out / f"{shard_id:05d}.parquet").to_pylist()
-        entries = [(int(r["key"]), json.loads(r["captions"]), r["sha256"], json.loads(r["labels"])) for r in records]
+        entries = [
+            (int(r["key"]), json.loads(r["captions"]), r["sha256"], json.loads(r["labels"])) for r in records
+        ]
     else:
         entries = [(s.index, s.captions, s.sha256, s.labels) for s in samples]
     rows = []

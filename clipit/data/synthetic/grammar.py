@@ -24,7 +24,9 @@ class Noun:
 
 @dataclass(frozen=True)
 class Adjective:
-    forms: tuple[str, str, str, str]  # masculine singular, feminine singular, masculine plural, feminine plural
+    forms: tuple[
+        str, str, str, str
+    ]  # masculine singular, feminine singular, masculine plural, feminine plural
     english: str
     rgb: tuple[int, int, int]
 

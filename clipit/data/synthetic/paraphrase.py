@@ -41,7 +41,12 @@ OPENINGS: dict[str | None, tuple[tuple[str, str], tuple[str, str]]] = {
     "immagine": (("immagine di", "immagine di"), ("a picture of", "a picture of")),
 }
 # How the background is named (None: not named). English always says "on a ... background".
-BACKGROUND_WORDS: dict[str | None, str] = {None: "", "su": "su sfondo", "su_uno": "su uno sfondo", "con": "con sfondo"}
+BACKGROUND_WORDS: dict[str | None, str] = {
+    None: "",
+    "su": "su sfondo",
+    "su_uno": "su uno sfondo",
+    "con": "con sfondo",
+}
 
 
 @dataclass(frozen=True)
@@ -119,4 +124,3 @@ def _group_di_colore(group: Group) -> str:
     if group.count == 1:
         return f"{grammar.indefinite_article(noun.singular, noun.feminine)}{noun.singular} di colore {colour}"
     return f"{grammar.NUMBERS[group.count][0]} {noun.plural} di colore {colour}"
-

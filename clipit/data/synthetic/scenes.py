@@ -29,7 +29,9 @@ HELD_OUT: tuple[tuple[str, str], ...] = (
 SEEN_PAIRS = tuple((s, c) for s in SHAPES for c in COLOURS if (s, c) not in HELD_OUT)
 
 # Counts of the two groups of a two-group scene: at most MAX_COUNT objects in all.
-TWO_GROUP_COUNTS = tuple((a, b) for a in range(1, MAX_COUNT) for b in range(1, MAX_COUNT) if a + b <= MAX_COUNT)
+TWO_GROUP_COUNTS = tuple(
+    (a, b) for a in range(1, MAX_COUNT) for b in range(1, MAX_COUNT) if a + b <= MAX_COUNT
+)
 
 MIN_SIZE, MAX_SIZE = 0.55, 0.85  # object size as a share of its cell
 CELL_MARGIN = 0.05  # share of the cell kept free on each side
@@ -81,14 +83,18 @@ def sample_training_scene(rng: random.Random) -> Scene:
         groups: tuple[Group, ...] = (Group(shape, colour, rng.randint(1, MAX_COUNT)),)
         relation = None
     else:
-        first, second = rng.sample(SEEN_PAIRS, 2)  # distinct pairs: "un cerchio rosso e due cerchi rossi" reads oddly
+        first, second = rng.sample(
+            SEEN_PAIRS, 2
+        )  # distinct pairs: "un cerchio rosso e due cerchi rossi" reads oddly
         a, b = rng.choice(TWO_GROUP_COUNTS)
         groups = (Group(*first, a), Group(*second, b))
         relation = rng.choice((None, *RELATIONS))
     return finish_scene(rng, groups, relation, with_background=rng.random() < 0.5)
 
 
-def finish_scene(rng: random.Random, groups: tuple[Group, ...], relation: str | None, with_background: bool) -> Scene:
+def finish_scene(
+    rng: random.Random, groups: tuple[Group, ...], relation: str | None, with_background: bool
+) -> Scene:
     """Choose a background that no object shares and place the objects."""
     colours = {g.colour for g in groups}
     background = rng.choice([b for b in BACKGROUNDS if b not in colours])
@@ -108,7 +114,9 @@ def _place(rng: random.Random, groups: tuple[Group, ...], relation: str | None) 
     return _fill(rng, (0.0, 0.0, 1.0, 1.0), kinds)
 
 
-def _fill(rng: random.Random, region: tuple[float, float, float, float], kinds: list[tuple[str, str]]) -> list[Placed]:
+def _fill(
+    rng: random.Random, region: tuple[float, float, float, float], kinds: list[tuple[str, str]]
+) -> list[Placed]:
     """Put one object per cell of the grid with the largest cells, in random cells, with jitter."""
     x, y, w, h = region
     n = len(kinds)

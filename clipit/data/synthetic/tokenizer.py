@@ -37,7 +37,9 @@ def write_tokenizer(folder: Path, extra_words: Iterable[str] = ()):
     tokens = vocabulary(extra_words)
     # transformers 5 ignores `vocab_file=`: pass the vocabulary itself.
     # Accents kept: lowercasing would otherwise also strip them and read "c'è" (there is) as "c'e" (and).
-    tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True, strip_accents=False)
+    tokenizer = BertTokenizer(
+        vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True, strip_accents=False
+    )
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(str(folder))
     # transformers 5 writes only tokenizer.json; vocab.txt is what other BERT tooling reads.

@@ -88,11 +88,18 @@ def write_shard(folder: Path, shard_id: int, seed: int, samples: list[Sample], i
     """One tar + its img2dataset parquet + stats, each atomic; the stats (with `identity`) come last."""
     stem = f"{shard_id:05d}"
     records = [_record(seed, s) for s in samples]
-    with atomic.atomic_path(folder / f"{stem}.tar") as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+    with (
+        atomic.atomic_path(folder / f"{stem}.tar") as tmp,
+        tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
         for sample, record in zip(samples, records, strict=True):
             _add(tar, f"{sample.name}.jpg", sample.jpeg)
             _add(tar, f"{sample.name}.txt", sample.caption.encode("utf-8"))
-            _add(tar, f"{sample.name}.json", json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+            _add(
+                tar,
+                f"{sample.name}.json",
+                json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8"),
+            )
     # img2dataset's extra columns: the English caption, the structured labels and every caption (JSON).
     table = pa.Table.from_pylist(
         [

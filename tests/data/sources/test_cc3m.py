@@ -235,7 +235,15 @@ def test_rerun_skips_finished_shards_and_overwrite_mode_fetches_everything_again
     lines = [(f"caption {i}", image_server.url(f"ok/40x30/o{i}")) for i in range(4)]
     tsv = write_tsv(tmp_path / "gcc.tsv", lines)
     out = tmp_path / "cc3m"
-    args = ["download", "cc3m", "--tsv", str(tsv), "--out", str(out), *fast_download_args(samples_per_shard=2)]
+    args = [
+        "download",
+        "cc3m",
+        "--tsv",
+        str(tsv),
+        "--out",
+        str(out),
+        *fast_download_args(samples_per_shard=2),
+    ]
 
     assert runner.invoke(app, args).exit_code == 0
     assert runner.invoke(app, args).exit_code == 0  # incremental (the default): nothing fetched again

@@ -48,7 +48,9 @@ def test_a_download_into_a_folder_being_written_is_refused(tmp_path, make_args):
         result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"error: clipit download cc3m (pid {holder.pid} on "), result.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: clipit download cc3m (pid {holder.pid} on "), (
+        result.stderr
+    )
     assert f"is already writing to {out}" in lines[0]
     assert [p.name for p in out.iterdir()] == [LOCK_NAME]  # nothing fetched, nothing written
     result = CliRunner().invoke(app, args)  # the holder is gone: the same command runs

@@ -164,7 +164,10 @@ def test_bad_wit_tsv_is_one_line_naming_the_file_and_exit_2(tmp_path):
         f"error: {short}: missing column(s) caption_reference_description, mime_type"
     )
     good = "\t".join(["it"] * 17)
-    for name, bad_line, fields in (("ragged.tsv", "\t".join(["it"] * 18), 18), ("cut.tsv", "it\thttp://x/b.jpg", 2)):
+    for name, bad_line, fields in (
+        ("ragged.tsv", "\t".join(["it"] * 18), 18),
+        ("cut.tsv", "it\thttp://x/b.jpg", 2),
+    ):
         tsv = tmp_path / name  # a stray tab, or a line cut short: named, not padded into a row
         tsv.write_text("\n".join(["\t".join(wit.COLUMNS), good, bad_line, good]) + "\n")
         result = runner.invoke(app, ["download", "wit", "--tsv", str(tsv), "--out", str(tmp_path / "o")])
