@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from flax import nnx
 
 from clipit.errors import ModelError
 from clipit.models import hf_keys
+from clipit.models.lazy_tensors import LazyTensors
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 HUB_FILES = ["*.json", "*.safetensors", "vocab.txt", "*.model", "merges.txt"]
@@ -105,73 +106,7 @@ def open_tensors(folder: Path) -> Mapping[str, np.ndarray]:
     they are safetensors: names and shapes come from the file headers, so a caller can check a whole
     checkpoint and load only the part it needs (an image-only job never reads the text tower)."""
     files = _weight_files(folder, "model.safetensors", "model.safetensors.index.json")
-    if not files:
-        return read_tensors(folder)
-    index: dict[str, tuple[Path, str]] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    for file in files:
-        handle = _open_safetensors(file)
-        for key in handle.keys():
-            name = _modern_name(key)
-            index[name] = (file, key)
-            shapes[name] = tuple(handle.get_slice(key).get_shape())
-    return LazyTensors(index, shapes)
-
-
-class LazyTensors(Mapping):
-    """Float32 numpy tensors of safetensors files, read by name when asked for (memory-mapped reads).
-
-    `shape(name)` answers from the header without reading. `renamed` gives a view under other names."""
-
-    def __init__(self, index: dict[str, tuple[Path, str]], shapes: dict[str, tuple[int, ...]]):
-        self._index, self._shapes = index, shapes
-        self._handles: dict[tuple[Path, str], Any] = {}
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        file, key = self._index[name]
-        try:
-            handle = self._handle(file, "numpy")
-            if handle.get_slice(key).get_dtype() == "BF16":  # numpy has no bfloat16: read through jax
-                return np.asarray(self._handle(file, "flax").get_tensor(key).astype(jnp.float32))
-            return np.asarray(handle.get_tensor(key), dtype=np.float32)
-        except Exception as exc:  # safetensors raises its own untyped errors for damaged files
-            raise ModelError(
-                f"{file}: cannot read tensor {key} ({exc})", hint="re-download the checkpoint"
-            ) from exc
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        return self._shapes[name]
-
-    def renamed(self, names: dict[str, str]) -> LazyTensors:
-        """A view with tensor `old` under `new`, for each new -> old of `names`."""
-        view = LazyTensors(
-            {new: self._index[old] for new, old in names.items()},
-            {new: self._shapes[old] for new, old in names.items()},
-        )
-        view._handles = self._handles  # the files stay open once
-        return view
-
-    def _handle(self, file: Path, framework: str):
-        if (file, framework) not in self._handles:
-            self._handles[file, framework] = _open_safetensors(file, framework)
-        return self._handles[file, framework]
-
-
-def _open_safetensors(file: Path, framework: str = "numpy"):
-    from safetensors import safe_open
-
-    try:
-        return safe_open(str(file), framework=framework)
-    except Exception as exc:  # safetensors raises its own untyped errors for truncated/corrupt files
-        raise ModelError(
-            f"{file}: cannot read safetensors ({exc})", hint="re-download the checkpoint"
-        ) from exc
+    return LazyTensors.open(files, _modern_name) if files else read_tensors(folder)
 
 
 def tensor_shape(tensors: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
