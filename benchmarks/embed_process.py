@@ -164,9 +164,10 @@ def main() -> None:
         for _ in range(args.rounds):
             runs["transformers"].append(measure(theirs_cmd, tmp / "torch.log", env))
             runs["clipit"].append(measure(ours_cmd, tmp / "clipit.npy", env))
+            theirs, ours = runs["transformers"][-1]["wall"], runs["clipit"][-1]["wall"]
             print(
-                f"  round: transformers {runs['transformers'][-1]['wall']:.1f} s, "
-                f"clipit {runs['clipit'][-1]['wall']:.1f} s (load {os.getloadavg()[0]:.1f})"
+                f"  round: transformers {theirs:.1f} s, clipit {ours:.1f} s, {theirs / ours:.2f}x "
+                f"(load {os.getloadavg()[0]:.1f})"
             )
         import numpy as np
 

@@ -157,12 +157,16 @@ class Encoder:
                     bar.advance(task, len(pending))
                     pending = []
         if len(failures) > MAX_FAILURES_SHOWN:
-            warn(f"{len(failures)} images could not be read in all ({len(failures) - MAX_FAILURES_SHOWN} not shown)")
+            warn(
+                f"{len(failures)} images could not be read in all ({len(failures) - MAX_FAILURES_SHOWN} not shown)"
+            )
         out = np.concatenate(vectors) if vectors else np.zeros((0, self.dim), np.float32)
         return EncodedImages(out, np.array(kept, dtype=np.int64), failures)
 
     # -- texts --------------------------------------------------------------------------------------
-    def encode_texts(self, texts: Sequence[str], *, batch_size: int = 64, description: str = "texts") -> np.ndarray:
+    def encode_texts(
+        self, texts: Sequence[str], *, batch_size: int = 64, description: str = "texts"
+    ) -> np.ndarray:
         """Encode texts; float32 [len(texts), D]."""
         from clipit.data.text import tokenize
 
@@ -280,7 +284,11 @@ def open_model(spec: str | Path, *, dtype: str = "float32", compilation_cache: b
     if compute_dtype is None:
         raise ModelError(f"unknown dtype {dtype!r}", "use float32 or bfloat16")
     path = Path(spec).expanduser()
-    if path.is_dir() and not (path / "checkpoints").is_dir() and (path / RUN_EXPORT / "config.json").is_file():
+    if (
+        path.is_dir()
+        and not (path / "checkpoints").is_dir()
+        and (path / RUN_EXPORT / "config.json").is_file()
+    ):
         path = spec = path / RUN_EXPORT  # a run whose checkpoints were pruned: its final export
     read_tower = None
     if path.is_dir() and _is_run_folder(path):
@@ -288,7 +296,9 @@ def open_model(spec: str | Path, *, dtype: str = "float32", compilation_cache: b
 
         model, model_cfg, tokenizer_path = load_run_model(path)
         if tokenizer_path is None:
-            raise ModelError(f"{path}: the run's config names no tokenizer", "set model.tokenizer in its config")
+            raise ModelError(
+                f"{path}: the run's config names no tokenizer", "set model.tokenizer in its config"
+            )
         image_size, max_length = model_cfg.vision.image_size, model_cfg.max_text_length
         if compute_dtype != jnp.float32:
             model = _with_compute_dtype(model, compute_dtype)
@@ -341,7 +351,9 @@ def _hf_sizes(hf_dir: Path) -> tuple[int, int]:
     try:
         config = json.loads((hf_dir / "config.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {hf_dir / 'config.json'}: {exc}", "pass a VisionTextDualEncoder folder") from None
+        raise ModelError(
+            f"cannot read {hf_dir / 'config.json'}: {exc}", "pass a VisionTextDualEncoder folder"
+        ) from None
     image_size = int(config.get("vision_config", {}).get("image_size", 224))
     processor_file = hf_dir / "preprocessor_config.json"
     if processor_file.is_file():

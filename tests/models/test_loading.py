@@ -299,4 +299,6 @@ def test_bfloat16_and_sharded_safetensors_load_like_one_float32_file(checkpoints
     ours = hf_state_dict(load_dual_encoder(folder)[0])
     for key, value in half.items():
         one_prefix = key.startswith("vision_model.") and not key.startswith("vision_model.vision_model.")
-        np.testing.assert_array_equal(ours["vision_model." + key if one_prefix else key], value.float().numpy())
+        np.testing.assert_array_equal(
+            ours["vision_model." + key if one_prefix else key], value.float().numpy()
+        )
