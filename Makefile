@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test lint demo docs clean
+.PHONY: install test test-fast lint browser demo docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,24 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check clipit tests benchmarks
+	$(BIN)/ruff format --check clipit tests benchmarks
+
+# Debian's Chromium for the `clipit serve` page test (Playwright drives the system browser; it never
+# downloads one). Installed when missing and this is root; otherwise the browser test says why it skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium is not installed: the browser test of clipit serve will skip"; }
 
 # The tests check data parallelism on 8 virtual CPU devices; the demo runs as a user's `clipit demo` does.
 test: export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/pytest -q
+
+# Unit and CLI tests only (no training, no multi-process runs, no server): a couple of minutes.
+test-fast: export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
+test-fast: $(STAMP) lint
+	$(BIN)/pytest -q -m "not slow and not model"
 
 docs: $(STAMP)
 	$(BIN)/python -m clipit.config.docs_update

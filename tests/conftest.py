@@ -32,3 +32,20 @@ def encoder(tiny_model):
 @pytest.fixture(scope="session")
 def reference(tiny_model):
     return TorchReference(tiny_model)
+
+
+# Tests that build, train, evaluate or serve a model: by folder, or by the model fixtures they use.
+_MODEL_FOLDERS = ("train", "serve", "models", "eval")
+_MODEL_FIXTURES = {"tiny_model", "encoder", "reference", "tiny_run", "tiny_shards"}
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_root = os.path.dirname(__file__)
+    for item in items:
+        relative = os.path.relpath(str(item.path), tests_root).split(os.sep)
+        if (
+            relative[0] in _MODEL_FOLDERS
+            or relative[0] == "test_demo.py"
+            or _MODEL_FIXTURES & set(item.fixturenames)
+        ):
+            item.add_marker(pytest.mark.model)

@@ -10,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from clipit.config.load import packaged_config
 from clipit.data.shards.tokenizer import copy_source_tokenizer
 
@@ -55,6 +57,7 @@ def test_packaged_configs_by_name_from_any_folder(tmp_path):
     assert missing.returncode == 2 and "config file nope does not exist" in missing.stderr
 
 
+@pytest.mark.model  # trains a model
 def test_tiny_trains_with_the_tokenizer_the_shards_carry(synthetic_source, tmp_path):
     project = tmp_path / "project"  # no sources/synthetic/tokenizer here: only the shards carry it
     project.mkdir()
