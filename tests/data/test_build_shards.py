@@ -110,6 +110,9 @@ def messy_source(folder):
     row("tiny", ("filtered", "image_too_small"), index=14)
     row("empty-caption", ("filtered", "no_caption"), caption="", index=3)
     row("blank-caption", ("filtered", "no_caption"), caption="   ", index=3)
+    # invisible format characters only (zero-width space and joiner, byte-order mark): no caption either
+    row("invisible-caption", ("filtered", "no_caption"), caption="\u200b\u200b\u200d\ufeff \u200b", index=3)
+    row("short-behind-invisible", ("filtered", "caption_too_short"), caption="\u200bab\u200b\u200b", index=3)
     row("null-caption", ("filtered", "no_caption"), caption=None, caption_en="a red circle", index=3)
     row("short", ("filtered", "caption_too_short"), caption="ab", index=3)
     row("long", ("filtered", "caption_too_long"), caption="x" * 1001, index=3)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -121,15 +122,22 @@ def make_plan(
     return Plan(rows, decided, jobs, split_of, excluded)
 
 
+def _visible_chars(caption: str) -> int:
+    """Characters a reader sees: not whitespace, and not an invisible format character (zero-width space,
+    joiner, byte-order mark: Unicode category Cf), which `str.strip` keeps."""
+    return sum(1 for ch in caption if not ch.isspace() and unicodedata.category(ch) != "Cf")
+
+
 def _check(
     i: int, row: dict, source: locate.SourceImages, settings: ShardSettings
 ) -> tuple[str | None, Candidate | None]:
     caption = (row["caption"] or "").strip()
-    if not caption:
+    visible = _visible_chars(caption)
+    if not visible:
         return NO_CAPTION, None
     if row["lang"] and row["lang"] != settings.lang:
         return WRONG_LANGUAGE, None
-    if len(caption) < settings.min_caption_chars:
+    if visible < settings.min_caption_chars:
         return CAPTION_SHORT, None
     if len(caption) > settings.max_caption_chars:
         return CAPTION_LONG, None
