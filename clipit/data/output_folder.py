@@ -5,7 +5,7 @@ folder that is not clipit's those names may be someone else's files, so the rule
 
 - A folder is clipit's when it does not exist yet, is empty, or holds `.clipit.lock` (every command
   that writes a folder leaves it) or a `manifest.parquet` carrying clipit's manifest version.
-- `build-shards` and `download synthetic`, which delete files by name on a rerun, refuse any other
+- `build-shards` and every `download`, which delete files by name on a rerun, refuse any other
   folder before doing any work: exit 2 with a one-line error, nothing touched.
 - Inside a clipit folder, clean-up deletes only names clipit makes: `.clipit-*.tmp` temporaries
   (`atomic.remove_stale_temporaries`; only clipit's atomic writes make such names) and each command's

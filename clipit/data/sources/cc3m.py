@@ -14,7 +14,7 @@ from typing import Any
 
 from clipit import folder_lock
 from clipit.config.data import Cc3mSource, DownloadSettings
-from clipit.data import manifest
+from clipit.data import manifest, output_folder
 from clipit.data.sources import img2dataset_run, summary
 from clipit.errors import ConfigError, DataError
 
@@ -60,6 +60,7 @@ def run(source: Cc3mSource, download: DownloadSettings, val_fraction: float) -> 
         raise ConfigError("no CC3M TSV given", "pass --tsv FILE or set data.cc3m.tsv in the config")
     lines = read_tsv(source.tsv, source.limit)
     out = Path(source.out)
+    output_folder.check_ours(out, "--out (data.cc3m.out)")  # a rerun cleans up by name
     folder_lock.acquire(out, "download cc3m")  # inputs checked: from here on, writes
     fetched = img2dataset_run.download_rows([url or None for _, _, url in lines], out, download)
     rows = []

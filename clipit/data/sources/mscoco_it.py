@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 
 from clipit import folder_lock
 from clipit.config.data import DownloadSettings, MscocoItSource
-from clipit.data import manifest
+from clipit.data import manifest, output_folder
 from clipit.data.sources import img2dataset_run, summary
 from clipit.data.sources.img2dataset_run import Fetched
 from clipit.errors import ConfigError, DataError
@@ -167,6 +167,7 @@ def run(source: MscocoItSource, download: DownloadSettings, val_fraction: float)
         captions.extend((Path(path).name, ann) for ann in annotations)
     en_by_id, en_by_image = english_captions(list(source.annotations_en))
     out = Path(source.out)
+    output_folder.check_ours(out, "--out (data.mscoco_it.out)")  # a rerun cleans up by name
     folder_lock.acquire(out, "download mscoco-it")  # inputs checked: from here on, writes
     image_ids = list(dict.fromkeys(ann["image_id"] for _, ann in captions))
     if source.images is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from clipit import folder_lock
 from clipit.config.data import DownloadSettings, WitSource
-from clipit.data import manifest
+from clipit.data import manifest, output_folder
 from clipit.data.sources import img2dataset_run, summary
 from clipit.errors import ConfigError, DataError
 
@@ -169,6 +169,7 @@ def run(source: WitSource, download: DownloadSettings, val_fraction: float) -> d
         raise ConfigError("no WIT TSV given", "pass --tsv FILE... or set data.wit.tsv in the config")
     rows, read = read_rows(source)
     out = Path(source.out)
+    output_folder.check_ours(out, "--out (data.wit.out)")  # a rerun cleans up by name
     folder_lock.acquire(out, "download wit")  # inputs checked: from here on, writes
     wanted = [row["url"] if row["reason"] is None else None for row in rows]
     fetched = img2dataset_run.download_rows(wanted, out, download)
