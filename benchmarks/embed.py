@@ -45,12 +45,23 @@ def write_model(folder: Path, size: str) -> Path:
     )
 
     hidden, layers, heads, mlp = SIZES[size]
-    vision = CLIPVisionConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                              intermediate_size=mlp, image_size=224, patch_size=32)
+    vision = CLIPVisionConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=mlp,
+        image_size=224,
+        patch_size=32,
+    )
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz", "gatto", "foto"]
     tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)})  # not vocab_file= (ignored in v5)
-    text = BertConfig(vocab_size=len(tokenizer.vocab), hidden_size=128, num_hidden_layers=1,
-                      num_attention_heads=2, intermediate_size=256)
+    text = BertConfig(
+        vocab_size=len(tokenizer.vocab),
+        hidden_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=256,
+    )
     torch.manual_seed(0)
     config = VisionTextDualEncoderConfig.from_vision_text_configs(vision, text, projection_dim=512)
     VisionTextDualEncoderModel(config=config).eval().save_pretrained(folder)
@@ -117,12 +128,17 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    print(f"cpus {os.cpu_count()}, torch threads {torch.get_num_threads()}, size {args.size}, "
-          f"{args.images} photos 500x375, batch {args.batch_size}, dtype {args.dtype}")
+    print(
+        f"cpus {os.cpu_count()}, torch threads {torch.get_num_threads()}, size {args.size}, "
+        f"{args.images} photos 500x375, batch {args.batch_size}, dtype {args.dtype}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_model(Path(tmp) / "model", args.size)
         paths = write_photos(Path(tmp) / "photos", args.images)
-        ours, theirs = clipit_pipeline(folder, args.batch_size, args.dtype), torch_pipeline(folder, args.batch_size)
+        ours, theirs = (
+            clipit_pipeline(folder, args.batch_size, args.dtype),
+            torch_pipeline(folder, args.batch_size),
+        )
         _, a = timed(ours, paths[: args.batch_size])  # warm-up: jit compile, caches, thread pools
         _, b = timed(theirs, paths[: args.batch_size])
         print(f"max |clipit - torch| on the warm-up batch: {np.abs(a - b).max():.2e}")

@@ -58,7 +58,9 @@ def test_bfloat16_images_are_close(tiny_model, encoder, tmp_path):
     paths = write_images(tmp_path, [(40, 30), (64, 64), (33, 47), (50, 80)])
     bf16 = open_model(str(tiny_model), dtype="bfloat16")
     assert bf16.dtype == "bfloat16"
-    np.testing.assert_allclose(bf16.encode_images(paths).vectors, encoder.encode_images(paths).vectors, atol=3e-2)
+    np.testing.assert_allclose(
+        bf16.encode_images(paths).vectors, encoder.encode_images(paths).vectors, atol=3e-2
+    )
 
 
 def test_sizes_come_from_the_checkpoint(encoder):
@@ -98,5 +100,14 @@ def test_texts_are_batched_by_length_and_returned_in_order(encoder, reference):
     for index, text in enumerate(texts):  # each alone: its own shortest padding
         np.testing.assert_allclose(encoder.encode_texts([text])[0], vectors[index], atol=1e-6)
     assert [_length_bucket(n) for n in (1, 8, 9, 16, 17, 32, 33, 64, 65, 128)] == [
-        8, 8, 16, 16, 32, 32, 64, 64, 96, 128,
+        8,
+        8,
+        16,
+        16,
+        32,
+        32,
+        64,
+        64,
+        96,
+        128,
     ]
