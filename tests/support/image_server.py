@@ -18,9 +18,11 @@ import hashlib
 import io
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from PIL import Image
+
+from tests.support.quiet_http import QuietThreadingHTTPServer
 
 
 def jpeg_bytes(width: int, height: int, name: str = "", fmt: str = "JPEG") -> bytes:
@@ -39,7 +41,7 @@ class ImageServer:
         self.requests: list[tuple[str, str, float]] = []  # path, user agent, time.monotonic()
         self._lock = threading.Lock()
         self._seen_flaky: set[str] = set()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = QuietThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True  # slow handlers must not block shutdown
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
