@@ -18,12 +18,13 @@ import concurrent.futures
 import contextlib
 import json
 import multiprocessing
+import os
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from clipit import atomic, folder_lock
+from clipit import atomic, folder_lock, parent_watch
 from clipit.config.data import ShardSettings, SyntheticSource
 from clipit.console import progress
 from clipit.data import manifest, output_folder
@@ -63,7 +64,12 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
             # spawn, not fork: the parent may hold JAX or other threads that a fork would copy half-way
             context = multiprocessing.get_context("spawn")
             pool = stack.enter_context(
-                concurrent.futures.ProcessPoolExecutor(cfg.workers, mp_context=context)
+                concurrent.futures.ProcessPoolExecutor(
+                    cfg.workers,
+                    mp_context=context,
+                    initializer=parent_watch.exit_with_parent,  # after a kill -9 of clipit, workers exit too
+                    initargs=(os.getpid(),),
+                )
             )
         for shard_id in range(shard_count):
             first = shard_id * cfg.samples_per_shard

@@ -1,0 +1,56 @@
+"""`kill -9` of `clipit download synthetic` while its worker processes draw: the workers stop at once.
+
+The pool starts from `PARALLEL_FROM` images; large images make each shard take long enough that a worker
+still running after the kill is seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from clipit.data.synthetic import PARALLEL_FROM
+from tests.data.test_build_shards_orphans import CLIPIT, ROOT
+from tests.data.test_loader_orphans import session_processes
+
+CONFIG = """
+[data.synthetic]
+image_size = 512
+samples_per_shard = 500
+zeroshot_per_class = 1
+retrieval_images = 2
+workers = 2
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_of_download_synthetic_ends_its_worker_processes(tmp_path):
+    (tmp_path / "clipit.toml").write_text(CONFIG)
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(ROOT)}  # this checkout's clipit
+    run = subprocess.Popen(
+        [*CLIPIT, "download", "synthetic", "--out", "src", "--n", str(PARALLEL_FROM)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own session: its workers are found (and cleaned up) by session id
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while len([pid for pid in session_processes(run.pid) if pid != run.pid]) < 2:
+            assert run.poll() is None, run.stderr.read()
+            assert time.monotonic() < deadline, "no worker started in time"
+            time.sleep(0.01)
+        time.sleep(0.5)  # the workers are drawing
+        os.kill(run.pid, signal.SIGKILL)  # clipit only: its workers must go by themselves
+        run.wait(timeout=10)
+        assert not (tmp_path / "src" / "manifest.parquet").exists(), "the run ended before the kill"
+        deadline = time.monotonic() + 3.0
+        while session_processes(run.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert session_processes(run.pid) == [], "download synthetic workers outlived clipit"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
