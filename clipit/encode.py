@@ -1,6 +1,6 @@
 """Batched encoding of images and texts with a loaded model: the one place eval, embed and search use.
 
-`open_model(M)` accepts what `--model` accepts (DESIGN §2): a clipit run folder (latest checkpoint), a
+`open_model(M)` accepts what `--model` accepts: a clipit run folder (latest checkpoint), a
 Hugging Face VisionTextDualEncoder folder, or a hub id. It returns an `Encoder` whose two methods give
 float32, L2-normalised rows:
 

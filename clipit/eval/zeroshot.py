@@ -1,4 +1,4 @@
-"""Zero-shot classification (DESIGN §7): ImageNet-IT, and the synthetic set per attribute.
+"""Zero-shot classification: ImageNet-IT, and the synthetic set per attribute.
 
 The classifier is open_clip's and clip_benchmark's: for each class, embed every template filled with
 the class name, L2-normalise, average over templates and re-normalise; an image is predicted by cosine

@@ -1,4 +1,4 @@
-"""Weights out: a DualEncoder as an HF VisionTextDualEncoder folder (DESIGN §3).
+"""Weights out: a DualEncoder as an HF VisionTextDualEncoder folder.
 
 transformers' PyTorch `VisionTextDualEncoderModel.from_pretrained` loads the folder with no missing or
 unexpected keys, and `AutoTokenizer` / `VisionTextDualEncoderProcessor` load from it. The folder is
