@@ -22,8 +22,9 @@ import numpy as np
 from clipit import atomic, embed_index
 from clipit.config.embed import EmbedConfig
 from clipit.console import info
-from clipit.encode import IMAGE_EXTENSIONS, MAX_FAILURES_SHOWN, Encoder, list_images
+from clipit.encode import MAX_FAILURES_SHOWN, Encoder
 from clipit.errors import ClipitError, ConfigError, DataError
+from clipit.image_files import IMAGE_EXTENSIONS, list_images
 from clipit.outputs import check_output_dir, check_output_file
 
 EMBED_RECORD = embed_index.RECORD

@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,40 +42,13 @@ import numpy as np
 from flax import nnx
 from PIL import Image
 
+from clipit.compile_cache import enable_compilation_cache
 from clipit.console import progress, warn
 from clipit.errors import ClipitError, ModelError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-COMPILE_CACHE_MIN_SECONDS = 0.2  # compilations shorter than this are not worth a disk entry
 MAX_FAILURES_SHOWN = 20  # warnings past this are summarised in one line
 RUN_EXPORT = "export"  # where `clipit train` writes the run's HF export
 DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
-
-
-def list_images(root: Path) -> list[Path]:
-    """Image files under `root` (recursive, hidden entries skipped), sorted by relative POSIX path.
-
-    Only regular files (or links to them) are listed: opening a FIFO named `x.jpg` would block forever.
-    A broken link stays in, to be reported as unreadable like any other file that cannot be opened."""
-    root = Path(root)
-    found: list[tuple[str, Path]] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                path = Path(folder) / name
-                if _is_special_file(path):
-                    warn(f"skipping {path}: not a regular file")
-                    continue
-                found.append((path.relative_to(root).as_posix(), path))
-    return [path for _, path in sorted(found)]
-
-
-def _is_special_file(path: Path) -> bool:
-    try:
-        return not stat.S_ISREG(path.stat().st_mode)
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -314,28 +286,6 @@ def open_model(spec: str | Path, *, dtype: str = "float32", compilation_cache: b
     return Encoder(
         model, str(tokenizer_path), image_size, max_length, name=str(spec), dtype=dtype, read_tower=read_tower
     )
-
-
-def compilation_cache_dir() -> Path:
-    """Where compiled code is kept: $XDG_CACHE_HOME/clipit/jax (an absolute XDG_CACHE_HOME), else
-    ~/.cache/clipit/jax."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
-    return root / "clipit" / "jax"
-
-
-def enable_compilation_cache() -> Path | None:
-    """Turn on JAX's persistent compilation cache for this process (compilations over
-    COMPILE_CACHE_MIN_SECONDS are stored). JAX's own environment settings win: a set
-    JAX_COMPILATION_CACHE_DIR is kept, JAX_ENABLE_COMPILATION_CACHE=false keeps it off."""
-    if os.environ.get("JAX_ENABLE_COMPILATION_CACHE", "").lower() in ("0", "false", "no"):
-        return None
-    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(compilation_cache_dir())
-    if jax.config.jax_compilation_cache_dir != folder:
-        jax.config.update("jax_compilation_cache_dir", folder)
-    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", COMPILE_CACHE_MIN_SECONDS)
-    return Path(folder)
 
 
 def _is_run_folder(path: Path) -> bool:

@@ -24,8 +24,9 @@ import numpy as np
 from clipit import ann, atomic, embed_index
 from clipit.config.embed import EmbedConfig
 from clipit.console import warn
-from clipit.encode import IMAGE_EXTENSIONS, Encoder
+from clipit.encode import Encoder
 from clipit.errors import ConfigError, DataError
+from clipit.image_files import IMAGE_EXTENSIONS
 from clipit.outputs import check_output_file
 
 

@@ -17,8 +17,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from clipit.encode import list_images
 from clipit.errors import DataError
+from clipit.image_files import list_images
 
 
 @dataclass(frozen=True)

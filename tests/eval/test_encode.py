@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipit.encode import list_images, open_model
+from clipit.encode import open_model
 from clipit.errors import ModelError
+from clipit.image_files import list_images
 from tests.eval.fixtures import write_corrupt, write_images
 
 TEXTS = [

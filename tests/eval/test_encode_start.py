@@ -7,11 +7,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from clipit import encode
+from clipit import compile_cache, encode
 from tests.eval.fixtures import write_images
 
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
@@ -90,9 +91,9 @@ def test_compiled_code_is_cached_under_the_user_cache_folder_unless_turned_off(t
 
 def test_compilation_cache_folder_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert encode.compilation_cache_dir() == tmp_path / "clipit" / "jax"
+    assert compile_cache.compilation_cache_dir() == tmp_path / "clipit" / "jax"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # not absolute: ignored, as XDG says
-    assert encode.compilation_cache_dir() == encode.Path.home() / ".cache" / "clipit" / "jax"
+    assert compile_cache.compilation_cache_dir() == Path.home() / ".cache" / "clipit" / "jax"
 
 
 @pytest.mark.parametrize("kind", ["image", "text"])
