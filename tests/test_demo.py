@@ -37,6 +37,10 @@ def test_demo_runs_every_step_and_writes_its_report(tmp_path):
     for name in ("colour", "shape", "count", "composition", "relation", "text -> image", "image -> text"):
         assert name in result.stdout
     assert "clipit translate --input" in result.stderr  # the translate step is shown, not run
+    # it ends with the command that serves the demo's index, with an absolute path (works from any folder)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"browse the demo's images: clipit serve --index {(out / 'embeddings').resolve()}", last
+    assert result.stdout.count("report: ") == 1 and "report: " not in result.stderr  # said once
 
     report = out / "report"
     summary = json.loads((report / "metrics.json").read_text())

@@ -39,5 +39,4 @@ def demo(
     cfg = demo_config(path, [*root.get("set", []), *(set_ or [])], out)
     summary = run_demo(cfg, out)
     typer.echo(results_table(summary))
-    info(f"report: {summary['report']}")
     info(f"browse the demo's images: clipit serve --index {shlex.quote(summary['index'])}")
