@@ -2,22 +2,25 @@
 
     .venv/bin/python benchmarks/serve_load.py                 # 100k vectors, 200 queries, 8 at a time
     .venv/bin/python benchmarks/serve_load.py --vectors 20000 --queries 100 --concurrency 4
+    .venv/bin/python benchmarks/serve_load.py --dim 512                       # CLIP's width (build: minutes)
 
 Measured: per-request latency p50/p99 and queries/s of `GET /api/search?q=TEXT&k=10` against the real
 `clipit serve` process (uvicorn, the batcher, the model, ranking, JSON), from a thread pool of
 `--concurrency` clients that keep that many requests in flight until `--queries` are answered. The
-queries are varied Italian phrases; each pass is preceded by an unmeasured warm-up pass over the same
-texts, so XLA compilation of the text tower's shapes is not counted.
+queries are varied Italian phrases; each pass is preceded by an unmeasured warm-up (bursts with 1, 2,
+4, ... in flight, then the whole pass), so XLA compilation of the text tower's shapes is not counted. After
+each pass one hit's `url` is fetched, to check that the served index is whole.
 
 The index folder is written directly through clipit's own writers (`embed_index.check_or_write_record`,
 the shard layout, `ann.update`), since embedding 100k real images takes hours on a CPU: unit vectors drawn
 around 1,000 random centres (clustered, like image embeddings), stored as float16 shards, their metadata
 pointing at a few real small images (so every hit's `url` can be served). The model is a tiny random
-VisionTextDualEncoder saved by transformers (tests/support/tiny_hf.py), whose projection dimension (16)
-sets the vectors' dimension. The same folder is served twice: first below the ANN threshold (no graph:
-every query scans all vectors), then with the usearch HNSW graph that `clipit embed` builds from
-`embed.ann_threshold` rows on. The server listens on 127.0.0.1 only, on a free port, and is stopped after
-each pass; every loop is bounded in count and in time. Results go to docs/benchmarks.md ("## Serve: load").
+VisionTextDualEncoder saved by transformers (tests/support/tiny_hf.py), whose projection dimension
+(16, or `--dim`: 512 is CLIP ViT-B/32's) sets the vectors' dimension. The same folder is served twice:
+first below the ANN threshold (no graph: every query scans all vectors), then with the usearch HNSW
+graph that `clipit embed` builds from `embed.ann_threshold` rows on. The server listens on 127.0.0.1
+only, on a free port, and is stopped after each pass; every loop is bounded in count and in time.
+Results go to docs/benchmarks.md ("## Serve: load").
 """
 
 from __future__ import annotations
@@ -189,6 +192,10 @@ def measure(index: Path, texts: list[str], args, log: Path) -> dict:
         load(base, texts, args.concurrency, args.k)
         times, wall = load(base, texts, args.concurrency, args.k)
         health = get(base + "/api/health")
+        hit = get(f"{base}/api/search?{urllib.parse.urlencode({'q': texts[0], 'k': 1})}")["results"][0]
+        with urllib.request.urlopen(base + hit["url"], timeout=REQUEST_TIMEOUT_S) as response:
+            if response.status != 200 or not response.read():
+                raise RuntimeError(f"{hit['url']}: HTTP {response.status} or empty")
     finally:
         stop(server)
     return {
@@ -205,9 +212,14 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="measured searches per pass")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--dim", type=int, default=None, help="projection dim (default: the tiny model's 16)")
     args = parser.parse_args()
 
     from tests.eval.fixtures import make_tiny_model, write_images
+    from tests.support import tiny_hf
+
+    if args.dim:  # the tiny checkpoint reads its projection size from this module constant when saved
+        tiny_hf.PROJECTION_DIM = args.dim
 
     texts = queries(args.queries)
     with tempfile.TemporaryDirectory() as tmp:
