@@ -53,7 +53,7 @@ def add_knn_routes(app: FastAPI, served: Served) -> None:
             raise DataError(f"num_images: {count!r}", f"pass an integer from 1 to {MAX_K}")
         vector = await _query_vector(served, query)
         out = []
-        for hit in served.results(vector, count)["results"]:
+        for hit in (await served.results(vector, count))["results"]:
             row = _row(served, rows, hit["path"])
             out.append({**item(request, row), "id": row, "similarity": hit["score"]})
         return out
