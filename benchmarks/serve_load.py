@@ -115,7 +115,7 @@ def set_ann(folder: Path, threshold: int) -> float:
 
     vectors, _, record = embed_index.read(folder)
     started = time.perf_counter()
-    updated = ann.update(folder, vectors, record, threshold)
+    updated = ann.update(folder, record, threshold, rows=len(vectors), load_vectors=lambda: vectors)
     atomic.write_text(folder / embed_index.RECORD, json.dumps(updated, indent=2) + "\n")
     return time.perf_counter() - started
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -94,35 +95,33 @@ def build(
     }
 
 
-def update(folder: Path, vectors: np.ndarray, record: dict, threshold: int) -> dict:
-    """After embedding: the record's "ann" entry for `folder` (its `vectors` in row order), building the
+def update(
+    folder: Path, record: dict, threshold: int, *, rows: int, load_vectors: Callable[[], np.ndarray]
+) -> dict:
+    """After embedding: the record's "ann" entry for `folder` (`rows` vectors in row order), building the
     graph when there are at least `threshold` rows and the current one is missing or stale, removing it
-    below the threshold. Returns the record to save."""
+    below the threshold. The vectors are read (`load_vectors`) only when a graph is built. Returns the
+    record to save."""
     folder = Path(folder)
     path = folder / INDEX_FILE
+    previous = record.get("ann")
     record = {k: v for k, v in record.items() if k != "ann"}
-    current = fingerprint(folder)
-    if len(vectors) < threshold:
+    if rows < threshold:
         path.unlink(missing_ok=True)
         return record
-    previous = record_entry = None
-    try:
-        previous = json.loads((folder / "embed.json").read_text(encoding="utf-8")).get("ann")
-    except (OSError, ValueError, AttributeError):
-        pass
+    current = fingerprint(folder)
     if (
         isinstance(previous, dict)
         and previous.get("vectors") == current
         and path.is_file()
-        and previous.get("rows") == len(vectors)
+        and previous.get("rows") == rows
     ):
-        record_entry = previous
-    else:
-        info(f"{folder}: building the ANN index of {len(vectors)} vectors ({INDEX_FILE})")
-        started = time.perf_counter()
-        record_entry = {**build(vectors, path), "file": INDEX_FILE, "vectors": current}
-        info(f"{folder}: ANN index built in {time.perf_counter() - started:.1f}s")
-    return {**record, "ann": record_entry}
+        return {**record, "ann": previous}
+    info(f"{folder}: building the ANN index of {rows} vectors ({INDEX_FILE})")
+    started = time.perf_counter()
+    entry = {**build(load_vectors(), path), "file": INDEX_FILE, "vectors": current}
+    info(f"{folder}: ANN index built in {time.perf_counter() - started:.1f}s")
+    return {**record, "ann": entry}
 
 
 class Graph:

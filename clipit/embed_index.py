@@ -99,8 +99,10 @@ def write(
     returns a summary. One run at a time writes a folder (`DIR/.clipit.lock`)."""
     with folder_lock.hold(out, "embed"):
         summary = _write(encoder, Path(root), paths, Path(out), batch_size=batch_size, shard_size=shard_size)
-        vectors, _, record = read(out)
-        updated = ann.update(Path(out), vectors, record, ann_threshold)
+        record = json.loads((Path(out) / RECORD).read_text(encoding="utf-8"))
+        updated = ann.update(
+            Path(out), record, ann_threshold, rows=summary["rows"], load_vectors=lambda: read(out)[0]
+        )
         if updated != record:
             atomic.write_text(Path(out) / RECORD, json.dumps(updated, indent=2) + "\n")
         return {**summary, "ann": "ann" in updated}
