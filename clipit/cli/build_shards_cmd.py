@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load, with_flags
+from clipit.cli.options import ConfigOpt, SetOpt, resolve
 from clipit.config import save_resolved
 from clipit.data import shards
 
@@ -62,9 +62,13 @@ def build_shards(
       clipit build-shards --out shards sources/cc3m --exclude sources/mscoco-it-val --exclude imagenet-it/val
       clipit build-shards --set data.shards.image_side=224 --set data.shards.workers=4
     """
-    cfg = load(ctx, config, set_)
-    flags = {"sources": sources or None, "out": out, "val_fraction": val_fraction, "exclude": exclude or None}
-    cfg = with_flags(cfg, {f"data.shards.{k}": v for k, v in flags.items()})
+    flags = {
+        "data.shards.sources": ("SOURCE_DIR", sources),
+        "data.shards.out": ("--out", out),
+        "data.shards.val_fraction": ("--val-fraction", val_fraction),
+        "data.shards.exclude": ("--exclude", exclude),
+    }
+    cfg = resolve(ctx, config, set_, flags)
     section = cfg.data.shards
     summary = shards.run(section)
     save_resolved(cfg, section.out)

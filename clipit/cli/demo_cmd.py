@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt
+from clipit.cli.options import ConfigOpt, SetOpt, config_source
 from clipit.console import info
 
 
@@ -34,9 +34,7 @@ def demo(
     from clipit.demo import demo_config, run_demo
     from clipit.demo.report import results_table
 
-    root = ctx.obj or {}
-    path = config if config is not None else root.get("config")
-    cfg = demo_config(path, [*root.get("set", []), *(set_ or [])], out)
+    cfg = demo_config(*config_source(ctx, config, set_), out)  # --out is the demo's folder, not a key
     summary = run_demo(cfg, out)
     typer.echo(results_table(summary))
     info(f"browse the demo's images: clipit serve --index {shlex.quote(summary['index'])}")

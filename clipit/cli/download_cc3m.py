@@ -7,10 +7,14 @@ from typing import Annotated, Literal
 
 import typer
 
+from clipit.cli.download_run import Source, download
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load, with_flags
-from clipit.config import save_resolved
+from clipit.cli.options import ConfigOpt, SetOpt
 from clipit.data.sources import cc3m as cc3m_source
+
+SOURCE = Source(
+    "cc3m", lambda cfg: cc3m_source.run(cfg.data.cc3m, cfg.data.download, cfg.data.shards.val_fraction)
+)
 
 
 @guarded
@@ -44,17 +48,10 @@ def cc3m(
       clipit download cc3m --tsv Train_GCC-training.tsv --out /tmp/cc3m-trial --limit 1000
       clipit download cc3m --set data.download.threads=64 --distributor pyspark
     """
-    cfg = load(ctx, config, set_)
-    cfg = with_flags(
-        cfg,
-        {
-            "data.cc3m.tsv": tsv,
-            "data.cc3m.out": out,
-            "data.cc3m.limit": limit,
-            "data.download.distributor": distributor,
-        },
-    )
-    source = cfg.data.cc3m
-    cc3m_source.run(source, cfg.data.download, cfg.data.shards.val_fraction)
-    save_resolved(cfg, source.out)
-    typer.echo(str(Path(source.out) / "manifest.parquet"))
+    flags = {
+        "data.cc3m.tsv": ("--tsv", tsv),
+        "data.cc3m.out": ("--out", out),
+        "data.cc3m.limit": ("--limit", limit),
+        "data.download.distributor": ("--distributor", distributor),
+    }
+    download(ctx, config, set_, SOURCE, flags)

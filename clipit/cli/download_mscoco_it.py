@@ -7,10 +7,15 @@ from typing import Annotated
 
 import typer
 
+from clipit.cli.download_run import Source, download
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load, with_flags
-from clipit.config import save_resolved
+from clipit.cli.options import ConfigOpt, SetOpt
 from clipit.data.sources import mscoco_it as mscoco_it_source
+
+SOURCE = Source(
+    "mscoco_it",
+    lambda cfg: mscoco_it_source.run(cfg.data.mscoco_it, cfg.data.download, cfg.data.shards.val_fraction),
+)
 
 
 @guarded
@@ -54,11 +59,10 @@ def mscoco_it(
       clipit download mscoco-it --annotations captions_ita_trainingset_train2014.json --images coco/train2014 --out sources/mscoco-it
       clipit download mscoco-it --annotations captions_ita_*.json --annotations-en captions_train2014.json --out sources/mscoco-it
     """
-    cfg = load(ctx, config, set_)
-    files = [*(annotations or []), *(more_annotations or [])]
-    flags = {"annotations": files or None, "annotations_en": annotations_en, "images": images, "out": out}
-    cfg = with_flags(cfg, {f"data.mscoco_it.{k}": v for k, v in flags.items()})
-    source = cfg.data.mscoco_it
-    mscoco_it_source.run(source, cfg.data.download, cfg.data.shards.val_fraction)
-    save_resolved(cfg, source.out)
-    typer.echo(str(Path(source.out) / "manifest.parquet"))
+    flags = {
+        "data.mscoco_it.annotations": ("--annotations", [*(annotations or []), *(more_annotations or [])]),
+        "data.mscoco_it.annotations_en": ("--annotations-en", annotations_en),
+        "data.mscoco_it.images": ("--images", images),
+        "data.mscoco_it.out": ("--out", out),
+    }
+    download(ctx, config, set_, SOURCE, flags)

@@ -7,11 +7,27 @@ from typing import Annotated
 
 import typer
 
+from clipit.cli.download_run import Source, download
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load, with_flags
-from clipit.config import save_resolved
+from clipit.cli.options import ConfigOpt, SetOpt
 from clipit.console import info
 from clipit.data import synthetic
+
+
+def _report(summary: dict) -> None:
+    info(
+        f"{summary['images']} images with {summary['captions']} captions ({summary['train']} train, {summary['val']} val) "
+        f"in {summary['shards']} shard(s), "
+        f"{summary['retrieval']['images']} retrieval images, zero-shot sets {', '.join(summary['zeroshot'])} "
+        f"in {summary['seconds']} s"
+    )
+
+
+SOURCE = Source(
+    "synthetic",
+    lambda cfg: synthetic.generate(cfg.data.synthetic, val_fraction=cfg.data.shards.val_fraction),
+    _report,
+)
 
 
 @guarded
@@ -49,15 +65,9 @@ def download_synthetic(
       clipit download synthetic --set data.synthetic.image_size=96
       clipit download synthetic --set data.synthetic.captions_per_image=5
     """
-    cfg = load(ctx, config, set_)
-    cfg = with_flags(cfg, {"data.synthetic.out": out, "data.synthetic.n": n, "data.synthetic.seed": seed})
-    section = cfg.data.synthetic
-    summary = synthetic.generate(section, val_fraction=cfg.data.shards.val_fraction)
-    save_resolved(cfg, section.out)
-    info(
-        f"{summary['images']} images with {summary['captions']} captions ({summary['train']} train, {summary['val']} val) "
-        f"in {summary['shards']} shard(s), "
-        f"{summary['retrieval']['images']} retrieval images, zero-shot sets {', '.join(summary['zeroshot'])} "
-        f"in {summary['seconds']} s"
-    )
-    typer.echo(str(Path(section.out) / "manifest.parquet"))
+    flags = {
+        "data.synthetic.out": ("--out", out),
+        "data.synthetic.n": ("--n", n),
+        "data.synthetic.seed": ("--seed", seed),
+    }
+    download(ctx, config, set_, SOURCE, flags)

@@ -7,10 +7,14 @@ from typing import Annotated
 
 import typer
 
+from clipit.cli.download_run import Source, download
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load, with_flags
-from clipit.config import save_resolved
+from clipit.cli.options import ConfigOpt, SetOpt
 from clipit.data.sources import wit as wit_source
+
+SOURCE = Source(
+    "wit", lambda cfg: wit_source.run(cfg.data.wit, cfg.data.download, cfg.data.shards.val_fraction)
+)
 
 
 @guarded
@@ -43,11 +47,10 @@ def wit(
       clipit download wit --tsv wit/wit_v1.train.all-*.tsv.gz --lang it --out sources/wit
       clipit download wit --tsv wit_v1.train.all-00000-of-00010.tsv.gz --lang it --out /tmp/wit-trial --limit 500
     """
-    cfg = load(ctx, config, set_)
-    files = [*(tsv or []), *(more_tsv or [])]
-    flags = {"tsv": files or None, "lang": lang, "out": out, "limit": limit}
-    cfg = with_flags(cfg, {f"data.wit.{k}": v for k, v in flags.items()})
-    source = cfg.data.wit
-    wit_source.run(source, cfg.data.download, cfg.data.shards.val_fraction)
-    save_resolved(cfg, source.out)
-    typer.echo(str(Path(source.out) / "manifest.parquet"))
+    flags = {
+        "data.wit.tsv": ("--tsv", [*(tsv or []), *(more_tsv or [])]),
+        "data.wit.lang": ("--lang", lang),
+        "data.wit.out": ("--out", out),
+        "data.wit.limit": ("--limit", limit),
+    }
+    download(ctx, config, set_, SOURCE, flags)

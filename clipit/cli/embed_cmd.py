@@ -7,23 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
-from clipit.config.embed import EmbedConfig
-from clipit.errors import ConfigError
-
-
-def merge_flags(cfg: EmbedConfig, flags: dict) -> EmbedConfig:
-    """Flags over the config's [embed] values (a flag left out keeps the config value)."""
-    try:
-        return EmbedConfig.model_validate(
-            {**cfg.model_dump(), **{k: v for k, v in flags.items() if v is not None}}
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"--{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+from clipit.cli.options import ConfigOpt, SetOpt, resolve
 
 
 @guarded
@@ -81,24 +67,24 @@ def embed(
     """
     from clipit import embed as embedding
 
-    cfg = load(ctx, config, set_)
     flags = {
-        "images": path,
-        "model": model,
-        "text": text,
-        "out": out,
-        "paths_out": paths_out,
-        "batch_size": batch_size,
-        "shard_size": shard_size,
-        "dtype": dtype,
-        "ann_threshold": ann_threshold,
+        "embed.images": ("PATH", path),
+        "embed.model": ("--model", model),
+        "embed.text": ("--text", text),
+        "embed.out": ("--out", out),
+        "embed.paths_out": ("--paths-out", paths_out),
+        "embed.batch_size": ("--batch-size", batch_size),
+        "embed.shard_size": ("--shard-size", shard_size),
+        "embed.dtype": ("--dtype", dtype),
+        "embed.ann_threshold": ("--ann-threshold", ann_threshold),
     }
-    section = merge_flags(cfg.embed, flags)
-    if text is not None and path is None:
-        section = section.model_copy(update={"images": None})  # --text replaces a configured folder
+    cfg = resolve(ctx, config, set_, flags)
+    if text is not None and path is None:  # --text replaces a configured folder
+        cfg = cfg.model_copy(update={"embed": cfg.embed.model_copy(update={"images": None})})
+    section = cfg.embed
     summary = embedding.run(section, sys.stdout)
     if section.out is not None:
         from clipit.config import save_resolved
 
-        save_resolved(cfg.model_copy(update={"embed": section}), section.out)
+        save_resolved(cfg, section.out)
         typer.echo(summary["out"])

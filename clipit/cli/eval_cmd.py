@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.cli.options import ConfigOpt, SetOpt, resolve
 from clipit.config.eval import EvalConfig
-from clipit.errors import ConfigError
 
 app = typer.Typer(
     help="Evaluate models: zero-shot classification and text-image retrieval.", no_args_is_help=True
@@ -47,17 +45,15 @@ BatchOpt = Annotated[
 DtypeOpt = Annotated[str | None, typer.Option("--dtype", help="float32 (default) or bfloat16.")]
 
 
-def _merge(cfg: EvalConfig, top: dict, section: str, section_flags: dict) -> EvalConfig:
-    """Flags over the config's [eval] values (a flag left out keeps the config value)."""
-    raw = cfg.model_dump()
-    raw.update({k: v for k, v in top.items() if v})  # an empty --model list keeps eval.model
-    raw[section].update({k: v for k, v in section_flags.items() if v is not None})
-    try:
-        return EvalConfig.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = str(first["loc"][-1]).replace("_", "-")  # the flag's name, whichever section holds it
-        raise ConfigError(f"--{flag}: {first['msg']}", "see clipit eval --help") from None
+def _shared_flags(model, output, plot, batch_size, dtype) -> dict:
+    """The flags both eval commands have, as config keys (no --model keeps eval.model)."""
+    return {
+        "eval.model": ("--model", model),
+        "eval.output": ("--output", output),
+        "eval.plot": ("--plot", plot),
+        "eval.batch_size": ("--batch-size", batch_size),
+        "eval.dtype": ("--dtype", dtype),
+    }
 
 
 def _check_outputs(cfg: EvalConfig) -> EvalConfig:
@@ -127,18 +123,15 @@ def zero_shot(
     """
     from clipit.eval import zeroshot
 
-    cfg = _merge(
-        load(ctx, config, set_).eval,
-        {"model": model, "output": output, "plot": plot, "batch_size": batch_size, "dtype": dtype},
-        "zero_shot",
-        {
-            "dataset": dataset,
-            "data": data,
-            "classnames": classnames,
-            "templates": templates,
-            "labels": labels,
-        },
-    )
+    flags = {
+        **_shared_flags(model, output, plot, batch_size, dtype),
+        "eval.zero_shot.dataset": ("--dataset", dataset),
+        "eval.zero_shot.data": ("--data", data),
+        "eval.zero_shot.classnames": ("--classnames", classnames),
+        "eval.zero_shot.templates": ("--templates", templates),
+        "eval.zero_shot.labels": ("--labels", labels),
+    }
+    cfg = resolve(ctx, config, set_, flags).eval
     _report(cfg, zeroshot.run(_check_outputs(cfg)))
 
 
@@ -176,10 +169,11 @@ def retrieval(
     """
     from clipit.eval import retrieval as retrieving
 
-    cfg = _merge(
-        load(ctx, config, set_).eval,
-        {"model": model, "output": output, "plot": plot, "batch_size": batch_size, "dtype": dtype},
-        "retrieval",
-        {"dataset": dataset, "images": images, "annotations": annotations},
-    )
+    flags = {
+        **_shared_flags(model, output, plot, batch_size, dtype),
+        "eval.retrieval.dataset": ("--dataset", dataset),
+        "eval.retrieval.images": ("--images", images),
+        "eval.retrieval.annotations": ("--annotations", annotations),
+    }
+    cfg = resolve(ctx, config, set_, flags).eval
     _report(cfg, retrieving.run(_check_outputs(cfg)))

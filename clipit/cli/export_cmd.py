@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.cli.options import ConfigOpt, SetOpt, resolve
 from clipit.errors import ConfigError
-from clipit.train.model_card import DEFAULT_LICENSE
+from clipit.runs.model_card import DEFAULT_LICENSE
 
 
 @guarded
@@ -46,9 +46,9 @@ def export(
       clipit export runs/clip-italian --out models/clip-italian --step 5000
       clipit export runs/clip-italian --out models/clip-italian --best --license apache-2.0
     """
-    load(ctx, config, set_)  # validates --config/--set like every command; the run's own config is used
+    resolve(ctx, config, set_)  # validates --config/--set like every command; the run's own config is used
     if best and step is not None:
         raise ConfigError("export: --best and --step both name a checkpoint", "pass one of them")
-    from clipit.train.restore import export_run
+    from clipit.runs.export import export_run
 
     typer.echo(str(export_run(run_dir, out, step=step, best=best, license=license_id)))

@@ -1,18 +1,25 @@
-"""Options shared by every command, as reusable `Annotated` aliases.
+"""Options shared by every command, and the one way a command's flags reach the config.
 
 `--config` and `--set` are accepted before the command (`clipit --config F train`) and after it
-(`clipit train --config F`); the root callback keeps the first in `ctx.obj`, and `load` merges both:
-a command-level `--config` wins, and `--set` items apply in order, root ones first.
+(`clipit train --config F`); the root callback keeps the first in `ctx.obj`. A command-level `--config`
+wins, and `--set` items apply in order, root ones first.
+
+A command's own flags (`--out`, `--n`, `--batch-size`, ...) are config keys too: `resolve` turns each
+given flag into a `--set KEY=VALUE` item placed after every `--set`, and hands the whole list to the one
+config loader. So `--n 7` and `--set data.synthetic.n=7` give the same config, pass the same checks,
+and a flag overrides both the file and `--set`; an error about a flag's value names the flag.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+import tomli_w
 import typer
 
-from clipit.config import Config, load_config, validate_config
+from clipit.config import Config, load_config
 
 ConfigOpt = Annotated[
     Path | None,
@@ -33,25 +40,39 @@ SetOpt = Annotated[
     ),
 ]
 
+# A command's flags: config key -> (the flag as the user types it, its value; None or [] = not given).
+Flags = Mapping[str, tuple[str, Any]]
 
-def load(ctx: typer.Context, config: Path | None, overrides: list[str] | None) -> Config:
+
+def config_source(
+    ctx: typer.Context, config: Path | None, set_: list[str] | None
+) -> tuple[Path | None, list[str]]:
+    """The config file named before or after the command, and every `--set` item in order."""
     root = ctx.obj or {}
     path = config if config is not None else root.get("config")
-    items = [*root.get("set", []), *(overrides or [])]
-    return load_config(path, items)
+    return path, [*root.get("set", []), *(set_ or [])]
 
 
-def with_flags(cfg: Config, flags: dict[str, Any]) -> Config:
-    """`cfg` with the command's flags (dotted keys; None = not given) applied and validated like the file,
-    so `--limit 0` fails the same check as `limit = 0` in clipit.toml."""
-    given = {key: value for key, value in flags.items() if value is not None}
-    if not given:
-        return cfg
-    raw = cfg.model_dump(mode="json", exclude_none=True)
-    for key, value in given.items():
-        *parents, leaf = key.split(".")
-        node = raw
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return validate_config(raw, source="command-line flags")
+def resolve(
+    ctx: typer.Context,
+    config: Path | None,
+    set_: list[str] | None,
+    flags: Flags | None = None,
+    *,
+    default: Path | None = None,
+) -> Config:
+    """The command's config: file (or `default` when no --config is named), then --set, then its flags."""
+    path, items = config_source(ctx, config, set_)
+    if path is None:
+        path = default
+    given = {key: value for key, (_, value) in (flags or {}).items() if value is not None and value != []}
+    items += [f"{key}={toml_value(value)}" for key, value in given.items()]
+    origins = {key: flag for key, (flag, _) in (flags or {}).items() if key in given}
+    return load_config(path, items, origins)
+
+
+def toml_value(value: Any) -> str:
+    """A flag's value as the TOML text `--set` takes (paths as strings), so that it parses back to itself."""
+    plain = [str(v) if isinstance(v, Path) else v for v in value] if isinstance(value, list) else value
+    plain = str(plain) if isinstance(plain, Path) else plain
+    return tomli_w.dumps({"v": plain}).removeprefix("v = ").strip()

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from clipit.cli.embed_cmd import merge_flags
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.cli.options import ConfigOpt, SetOpt, resolve
 
 
 @guarded
@@ -46,8 +45,12 @@ def search(
     """
     from clipit import search as searching
 
-    section = merge_flags(
-        load(ctx, config, set_).embed, {"index": index, "model": model, "k": k, "dtype": dtype}
-    )
+    flags = {
+        "embed.index": ("--index", index),
+        "embed.model": ("--model", model),
+        "embed.k": ("-k", k),
+        "embed.dtype": ("--dtype", dtype),
+    }
+    section = resolve(ctx, config, set_, flags).embed
     for hit in searching.run(section, query, html_out=html):
         typer.echo(f"{hit.rank}\t{hit.score:.4f}\t{hit.path}")

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from clipit.cli.embed_cmd import merge_flags
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.cli.options import ConfigOpt, SetOpt, resolve
 
 
 @guarded
@@ -40,5 +39,10 @@ def serve(
     """
     from clipit.serve.server import run
 
-    section = merge_flags(load(ctx, config, set_).embed, {"index": index, "model": model, "dtype": dtype})
+    flags = {
+        "embed.index": ("--index", index),
+        "embed.model": ("--model", model),
+        "embed.dtype": ("--dtype", dtype),
+    }
+    section = resolve(ctx, config, set_, flags).embed
     run(section, host=host, port=port)

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
+from clipit.cli.options import ConfigOpt, SetOpt, resolve
+from clipit.config import RESOLVED_CONFIG_NAME
 
 
 @guarded
@@ -51,8 +52,8 @@ def train(
       clipit train --config clip-italian --set train.batch_size=512
       clipit train --config clip-italian --list-params
     """
-    cfg = _resume_config(ctx, out, config, set_) if resume else None
-    cfg = cfg if cfg is not None else load(ctx, config, set_)
+    flags = {"train.data": ("--data", data), "train.out": ("--out", out)}
+    cfg = resolve(ctx, config, set_, flags, default=_run_config_file(out) if resume else None)
     if list_params:
         from clipit.train.phases import parameter_shapes
 
@@ -61,15 +62,14 @@ def train(
         return
     from clipit.train.loop import train_and_evaluate  # jax is slow to import: only when training
 
-    summary = train_and_evaluate(cfg, data=data, out=out, resume=resume)
+    summary = train_and_evaluate(cfg, resume=resume)
     typer.echo(json.dumps(summary, indent=2))
 
 
-def _resume_config(ctx: typer.Context, out: Path | None, config: Path | None, set_: list[str] | None):
-    """With --resume --out RUN and no --config, RUN's saved config (plus --set) is the config: the
-    working directory's clipit.toml plays no part. None when a config was named or RUN has none."""
-    if out is None or config is not None or (ctx.obj or {}).get("config") is not None:
+def _run_config_file(out: Path | None) -> Path | None:
+    """With --resume --out RUN and no --config, RUN's saved config is the file the flags and --set
+    apply to: the working directory's clipit.toml plays no part. None when RUN has none yet."""
+    if out is None:
         return None
-    from clipit.train.run_config import resume_config
-
-    return resume_config(out, [*(ctx.obj or {}).get("set", []), *(set_ or [])])
+    saved = out / RESOLVED_CONFIG_NAME
+    return saved if saved.is_file() else None

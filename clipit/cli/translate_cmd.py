@@ -6,12 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from clipit.cli.guard import guarded
-from clipit.cli.options import ConfigOpt, SetOpt, load
-from clipit.config.translate import TranslateConfig
-from clipit.errors import ConfigError
+from clipit.cli.options import ConfigOpt, SetOpt, resolve
 
 
 @guarded
@@ -49,21 +46,14 @@ def translate(
     """
     from clipit.data import translate as translating  # keeps `clipit --help` fast
 
-    cfg = load(ctx, config, set_).translate
     flags = {
-        "input": input,
-        "to": to,
-        "backend": backend,
-        "endpoint": endpoint,
-        "output": output,
-        "sample": sample,
+        "translate.input": ("--input", input),
+        "translate.to": ("--to", to),
+        "translate.backend": ("--backend", backend),
+        "translate.endpoint": ("--endpoint", endpoint),
+        "translate.output": ("--output", output),
+        "translate.sample": ("--sample", sample),
     }
-    updates = {name: value for name, value in flags.items() if value is not None}
-    try:
-        cfg = TranslateConfig.model_validate({**cfg.model_dump(), **updates})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"--{first['loc'][0]}: {first['msg']}") from None
-    summary = translating.run(cfg)
+    summary = translating.run(resolve(ctx, config, set_, flags).translate)
     translating.report(summary)
     typer.echo(str(summary.output))

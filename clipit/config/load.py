@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -24,8 +24,13 @@ RESOLVED_CONFIG_NAME = "config.resolved.toml"
 PACKAGED_DIR = Path(__file__).resolve().parent.parent / "configs"  # package data: installed with the wheel
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), origins: Mapping[str, str] | None = None
+) -> Config:
     """Read `path` (or ./clipit.toml when present), apply overrides, validate.
+
+    `origins` names where an override key came from in error messages (a command's flag, e.g. `--n`);
+    by default `--set KEY`.
 
     `path` may also be the name of a config shipped in the package (`tiny`, `clip-italian`) when no
     file of that name exists: those work wherever clipit is installed.
@@ -41,7 +46,10 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         _set_dotted(raw, key, value, origin=f"--set {item}")
         override_keys.add(key)
     return validate_config(
-        raw, source=str(path) if path is not None else "defaults", override_keys=override_keys
+        raw,
+        source=str(path) if path is not None else "defaults",
+        override_keys=override_keys,
+        origins=origins,
     )
 
 
@@ -57,12 +65,15 @@ def packaged_config(name: str) -> Path | None:
 
 
 def validate_config(
-    raw: dict[str, Any], source: str = "config", override_keys: set[str] = frozenset()
+    raw: dict[str, Any],
+    source: str = "config",
+    override_keys: set[str] = frozenset(),
+    origins: Mapping[str, str] | None = None,
 ) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise _explain(exc, source, override_keys) from None
+        raise _explain(exc, source, override_keys, origins or {}) from None
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -163,12 +174,14 @@ def _index(part: str, origin: str) -> int:
     return int(part)
 
 
-def _explain(exc: ValidationError, source: str, override_keys: set[str]) -> ConfigError:
+def _explain(
+    exc: ValidationError, source: str, override_keys: set[str], origins: Mapping[str, str]
+) -> ConfigError:
     error = exc.errors()[0]
     loc = [str(p) for p in error["loc"]]
     key = ".".join(loc)
     from_set = [k for k in override_keys if k == key or k.startswith(key + ".") or key.startswith(k + ".")]
-    where = f"--set {from_set[0]}" if from_set else source
+    where = (origins.get(from_set[0]) or f"--set {from_set[0]}") if from_set else source
     if error["type"] == "extra_forbidden":
         known = _field_names(loc[:-1])
         close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)

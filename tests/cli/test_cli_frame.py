@@ -11,9 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from clipit.cli.main import app
-from clipit.cli.options import with_flags
-from clipit.config import Config
-from clipit.errors import ConfigError
 
 runner = CliRunner()
 
@@ -107,10 +104,19 @@ def test_real_subprocess_exit_codes_and_streams(tmp_path):
     assert ok.returncode == 0 and "[train]" in ok.stdout
 
 
-def test_with_flags_overrides_and_validates_like_the_config_file(tmp_path):
-    cfg = with_flags(
-        Config(), {"data.synthetic.out": tmp_path / "syn", "data.synthetic.n": 7, "data.synthetic.seed": None}
-    )
-    assert (cfg.data.synthetic.out, cfg.data.synthetic.n, cfg.data.synthetic.seed) == (tmp_path / "syn", 7, 0)
-    with pytest.raises(ConfigError, match=r"command-line flags: key 'data.synthetic.n'"):
-        with_flags(Config(), {"data.synthetic.n": 0})
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["search", "q", "--dtype", "float16"], "--dtype: key 'embed.dtype'"),
+        (["eval", "retrieval", "--dataset", "cifar"], "--dataset: key 'eval.retrieval.dataset'"),
+    ],
+)
+def test_a_flag_is_validated_like_the_config_file_and_named_in_the_error(args, named):
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert named in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    # the same value through --set fails the same check, named as --set
+    key = named.split("'")[1]
+    value = args[args.index(named.split(":")[0]) + 1]
+    by_set = invoke(*[a for a in args if a not in (named.split(":")[0], value)], "--set", f"{key}={value}")
+    assert by_set.exit_code == 2 and f"--set {key}: key '{key}'" in by_set.stderr

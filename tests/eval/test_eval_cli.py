@@ -121,7 +121,7 @@ def test_config_supplies_model_and_paths(tiny_model, synthetic_dir, tmp_path):
         (["eval", "zero-shot", "--dataset", "imagenet-it", "--model", "x"], "no data folder given"),
         (
             ["eval", "zero-shot", "--dataset", "cifar", "--model", "x", "--data", "."],
-            "--dataset: Input should be",
+            "--dataset: key 'eval.zero_shot.dataset': Input should be",
         ),
         (["eval", "retrieval", "--model", "x", "--images", "."], "needs an images folder and a caption file"),
     ],
