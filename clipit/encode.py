@@ -45,9 +45,9 @@ from PIL import Image
 from clipit.compile_cache import enable_compilation_cache
 from clipit.console import progress, warn
 from clipit.errors import ClipitError, ModelError
+from clipit.runs.layout import CHECKPOINTS_DIR, export_dir, is_run_dir
 
 MAX_FAILURES_SHOWN = 20  # warnings past this are summarised in one line
-RUN_EXPORT = "export"  # where `clipit train` writes the run's HF export
 DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
@@ -258,13 +258,13 @@ def open_model(spec: str | Path, *, dtype: str = "float32", compilation_cache: b
     path = Path(spec).expanduser()
     if (
         path.is_dir()
-        and not (path / "checkpoints").is_dir()
-        and (path / RUN_EXPORT / "config.json").is_file()
+        and not (path / CHECKPOINTS_DIR).is_dir()
+        and (export_dir(path) / "config.json").is_file()
     ):
-        path = spec = path / RUN_EXPORT  # a run whose checkpoints were pruned: its final export
+        path = spec = export_dir(path)  # a run whose checkpoints were pruned: its final export
     read_tower = None
-    if path.is_dir() and _is_run_folder(path):
-        from clipit.train.checkpoint import load_run_model
+    if path.is_dir() and is_run_dir(path):
+        from clipit.runs.model import load_run_model
 
         model, model_cfg, tokenizer_path = load_run_model(path)
         if tokenizer_path is None:
@@ -286,13 +286,6 @@ def open_model(spec: str | Path, *, dtype: str = "float32", compilation_cache: b
     return Encoder(
         model, str(tokenizer_path), image_size, max_length, name=str(spec), dtype=dtype, read_tower=read_tower
     )
-
-
-def _is_run_folder(path: Path) -> bool:
-    """A clipit run has its resolved config and checkpoints; an HF folder has config.json at its root."""
-    from clipit.config.load import RESOLVED_CONFIG_NAME
-
-    return (path / "checkpoints").is_dir() and (path / RESOLVED_CONFIG_NAME).is_file()
 
 
 def _hf_sizes(hf_dir: Path) -> tuple[int, int]:

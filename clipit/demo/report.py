@@ -90,7 +90,7 @@ def write_report(summary: dict[str, Any], folder: Path, run_dir: Path) -> Path:
 
 
 def _plot_loss(run_dir: Path, target: Path) -> None:
-    from clipit.train.plots import plot_run
+    from clipit.runs.plots import plot_run
 
     made = plot_run(run_dir)
     if made is not None and Path(made).is_file():

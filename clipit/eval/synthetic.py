@@ -15,7 +15,7 @@ from pathlib import Path
 from clipit.errors import DataError
 from clipit.eval import classnames as names
 from clipit.eval.image_sets import class_folders
-from clipit.eval.zeroshot import Task
+from clipit.eval.tasks import Task
 
 SYNTHETIC_KEY = "synthetic"
 ATTRIBUTE_ORDER = ("colour", "shape", "count", "composition", "relation")  # others follow in sorted order

@@ -7,20 +7,14 @@ against these class vectors. Metrics are in clipit.eval.metrics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
 from clipit.config.eval import EvalConfig
-from clipit.console import info
 from clipit.errors import ConfigError, DataError
 from clipit.eval import classnames as names
-from clipit.eval.image_sets import LabelledImages, class_folders, labels_file
 from clipit.eval.metrics import zero_shot_metrics
 from clipit.eval.report import ZERO_SHOT_TASK, EvalResult
-
-IMAGENET_KEY = "imagenet1k"  # the key of CLIP_benchmark's JSON files
+from clipit.eval.tasks import Task, imagenet_task
 
 
 def build_classifier(encoder, classnames: list[str], templates: list[str], *, batch_size: int) -> np.ndarray:
@@ -31,16 +25,6 @@ def build_classifier(encoder, classnames: list[str], templates: list[str], *, ba
     vectors = vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
     mean = vectors.mean(axis=1)
     return mean / np.linalg.norm(mean, axis=-1, keepdims=True)
-
-
-@dataclass(frozen=True)
-class Task:
-    """One labelled image set with its class names and templates; `name` prefixes its metrics."""
-
-    name: str
-    images: LabelledImages
-    classnames: list[str]
-    templates: list[str]
 
 
 def evaluate(encoder, tasks: list[Task], *, dataset: str, model_name: str, batch_size: int) -> EvalResult:
@@ -65,34 +49,6 @@ def evaluate(encoder, tasks: list[Task], *, dataset: str, model_name: str, batch
         counts[prefix + "unreadable_images"] = len(encoded.failures)
         counts[prefix + "classes"] = len(task.classnames)
     return EvalResult(dataset=dataset, model=model_name, task=ZERO_SHOT_TASK, metrics=metrics, counts=counts)
-
-
-def imagenet_task(
-    data: Path,
-    *,
-    classnames: Path | None,
-    templates: Path | None,
-    labels: Path | None,
-    cache_dir: Path,
-    base_url: str = names.CLIP_BENCHMARK_BASE_URL,
-) -> Task:
-    """ImageNet-IT: class names and templates from the given files or CLIP_benchmark's (the installed
-    package's copy, else downloaded once)."""
-    classnames_path = classnames or names.locate_pinned(names.CLASSNAMES_FILE, cache_dir, base_url=base_url)
-    class_list = names.read_classnames(classnames_path, IMAGENET_KEY)
-    if templates is not None:
-        template_list = names.read_templates(templates, IMAGENET_KEY)
-    else:
-        template_list = names.default_templates_for(classnames) or names.read_templates(
-            names.locate_pinned(names.TEMPLATES_FILE, cache_dir, base_url=base_url), IMAGENET_KEY
-        )
-    wnids = names.read_wnids(classnames_path)
-    if labels is not None:
-        images = labels_file(labels, data, len(class_list), wnids)
-    else:
-        images = class_folders(data, len(class_list), wnids)
-    info(f"{data}: {len(images.paths)} images, {len(class_list)} classes, {len(template_list)} templates")
-    return Task("imagenet", images, class_list, template_list)
 
 
 def run(cfg: EvalConfig) -> list[EvalResult]:

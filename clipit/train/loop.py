@@ -24,7 +24,10 @@ from clipit.data.shard_format import count_rows
 from clipit.errors import ConfigError, DataError
 from clipit.models.build import build_model
 from clipit.models.export import export_hf
-from clipit.train import checkpoint as ckpt
+from clipit.runs import checkpoints as ckpt
+from clipit.runs.layout import export_dir, has_checkpoints
+from clipit.runs.model_card import render_card
+from clipit.runs.plots import plot_run
 from clipit.train.cache import build_cache
 from clipit.train.feeds import CacheFeed, LoaderFeed, shard_loader
 from clipit.train.gradcache import check_micro_batch_size
@@ -38,18 +41,15 @@ from clipit.train.mesh import (
     to_host,
 )
 from clipit.train.metrics import MetricsLog
-from clipit.train.model_card import render_card
 from clipit.train.model_state import split_model
 from clipit.train.optim import build_optimizer, carry_over
 from clipit.train.phases import PhasePlan, plan_phases
-from clipit.train.plots import plot_run
 from clipit.train.progress import TrainProgress
 from clipit.train.run_config import check_resume, run_config
 from clipit.train.run_tokenizer import load_run_tokenizer
+from clipit.train.state import TrainState
 from clipit.train.step import init_loss_params, make_eval_step, make_tower_features, make_train_step
-from clipit.train.validation import validate
-
-EXPORT_DIR = "export"
+from clipit.train.validation import Validation
 
 
 @folder_lock.scoped
@@ -84,7 +84,7 @@ def train_and_evaluate(
             f"train.batch_size {train.batch_size} exceeds the {train_rows} train rows of {data_dir}",
             "lower train.batch_size",
         )
-    checkpoints = ckpt.RunCheckpoints(run_dir, train.keep_checkpoints) if _has_checkpoints(run_dir) else None
+    checkpoints = ckpt.RunCheckpoints(run_dir, train.keep_checkpoints) if has_checkpoints(run_dir) else None
     if checkpoints is not None and not resume:
         raise ConfigError(
             f"{run_dir} already holds checkpoints of a run",
@@ -114,13 +114,8 @@ def train_and_evaluate(
         info(f"resuming {run_dir} at step {resume_step} (phase '{plans[position['phase']].name}')")
     metrics = MetricsLog(run_dir, enabled=primary, resume_step=resume_step)
     eval_step = make_eval_step(parts, train, mesh)
-    state = {
-        "params": params,
-        "rest": rest,
-        "opt": None,
-        "phase_step": np.zeros((), np.int32),
-        "loss_params": init_loss_params(train),
-    }
+    validation = Validation(config, data_dir, tokenizer, mesh)
+    state = TrainState.create(params, rest, init_loss_params(train))
     step = position["step"]
     last: dict[str, Any] = {}
     started = time.perf_counter()
@@ -128,17 +123,17 @@ def train_and_evaluate(
         for plan in plans[position["phase"] :]:
             resuming_here = resume_step is not None and plan.index == position["phase"]
             tx = build_optimizer(plan.optimizer)
-            trainable = {k: state["params"][k] for k in sorted(plan.trainable)}
-            trainable.update({f"loss/{k}": v for k, v in state["loss_params"].items()})
+            trainable = {k: state.params[k] for k in sorted(plan.trainable)}
+            trainable.update({f"loss/{k}": v for k, v in state.loss_params.items()})
             fresh_opt = jax.jit(tx.init, out_shardings=replicated(mesh))(put_replicated(mesh, trainable))
-            state["opt"] = (
-                fresh_opt
-                if plan.reset_optimizer or state["opt"] is None
-                else carry_over(state["opt"], fresh_opt)
+            state = state.replace(
+                opt=fresh_opt
+                if plan.reset_optimizer or state.opt is None
+                else carry_over(state.opt, fresh_opt),
+                phase_step=np.zeros((), np.int32),
             )
-            state["phase_step"] = np.zeros((), np.int32)
             if resuming_here:
-                state = checkpoints.restore_state(resume_step, state)
+                state = TrainState.from_tree(checkpoints.restore_state(resume_step, state.as_tree()))
             state = put_replicated(mesh, state)
             phase_step = position["phase_step"] if resuming_here else 0
             feed = _phase_feed(config, plan, data_dir, tokenizer, parts, state, mesh)
@@ -163,7 +158,7 @@ def train_and_evaluate(
                     window = _Window()
                 val_loss = None
                 if step % train.eval_every == 0 or phase_done:
-                    val = _validate(config, data_dir, tokenizer, eval_step, state, mesh)
+                    val = validation.run(eval_step, state)
                     if val is not None:
                         last["val"] = metrics.write(phase=plan.name, step=step, split="val", values=val)
                         bar.note(plan.name, step, val)
@@ -175,11 +170,12 @@ def train_and_evaluate(
                         "loader": ckpt.encode_loader_state(feed.get_state()),
                         "val_loss": val_loss,
                     }
-                    checkpoints.save(step, state, meta)
+                    checkpoints.save(step, state.as_tree(), meta)
                     # Continue from fresh copies, exactly as a run resumed from this checkpoint does:
                     # XLA's CPU kernels can round differently on reused (donated) and fresh buffers.
                     state = put_replicated(mesh, to_host(state))
             feed.close()
+    validation.close()
     metrics.close()
     summary = {
         "run_dir": str(run_dir),
@@ -194,11 +190,11 @@ def train_and_evaluate(
     checkpoints.close()
     if primary:
         if train.export:
-            final = parts.merge(to_host(state["params"]), to_host(state["rest"]))
+            final = parts.merge(to_host(state.params), to_host(state.rest))
             summary["export"] = str(
                 export_hf(
                     final,
-                    run_dir / EXPORT_DIR,
+                    export_dir(run_dir),
                     tokenizer_dir=tokenizer_path,
                     image_size=config.model.vision.image_size,
                     text_length=config.model.max_text_length,
@@ -208,11 +204,6 @@ def train_and_evaluate(
         plot = plot_run(run_dir)
         summary["plot"] = str(plot) if plot else None
     return summary
-
-
-def _has_checkpoints(run_dir: Path) -> bool:
-    folder = ckpt.checkpoint_dir(run_dir)
-    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
 
 
 class _Window:
@@ -243,11 +234,6 @@ def _phase_feed(config: Config, plan: PhasePlan, data_dir: Path, tokenizer, part
         config, data_dir, "train", tokenizer=tokenizer, settings=plan.loader, seed=seed, train=False
     )
     with loader:
-        cache = build_cache(make_tower_features(parts, mesh), state["params"], state["rest"], loader, mesh)
+        cache = build_cache(make_tower_features(parts, mesh), state.params, state.rest, loader, mesh)
     local_batch = config.train.batch_size // jax.process_count()
     return CacheFeed(cache, seed=seed, phase=plan.index, local_batch=local_batch)
-
-
-def _validate(config: Config, data_dir: Path, tokenizer, eval_step, state, mesh) -> dict[str, float] | None:
-    """Loss and in-batch retrieval on the val split (clipit.train.validation: never skipped in silence)."""
-    return validate(config, data_dir, tokenizer, eval_step, state, mesh)

@@ -1,4 +1,4 @@
-"""Run metrics: `RUN_DIR/metrics.jsonl` (one JSON object per logged step) and TensorBoard events.
+"""Writing run metrics: `RUN_DIR/metrics.jsonl` (one JSON object per logged step) and TensorBoard events.
 
 Every line names its `phase`, `step` (global) and `split` ('train' or 'val'). Only process 0 writes.
 On resume, lines of steps after the restored checkpoint (logged before the kill, then redone) are
@@ -13,23 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from clipit import atomic
-
-METRICS_NAME = "metrics.jsonl"
-TENSORBOARD_DIR = "tensorboard"
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / METRICS_NAME
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # the last line of a killed write
-    return rows
+from clipit.runs.layout import METRICS_NAME, TENSORBOARD_DIR
+from clipit.runs.metrics import read_metrics
 
 
 class MetricsLog:

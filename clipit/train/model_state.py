@@ -17,11 +17,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from clipit.runs.params import path_name
+
 Params = dict[str, jax.Array]
-
-
-def path_name(path: tuple) -> str:
-    return "/".join(str(part) for part in path)
 
 
 @dataclass(frozen=True)

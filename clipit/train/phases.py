@@ -105,7 +105,7 @@ def parameter_shapes(model_cfg) -> list[tuple[str, tuple[int, ...]]]:
     from flax import nnx
 
     from clipit.models.build import build_model
-    from clipit.train.model_state import path_name
+    from clipit.runs.params import path_name
 
     model, _ = build_model(model_cfg)
     return [

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from clipit.config import Config, load_config
-from clipit.config.load import RESOLVED_CONFIG_NAME
 from clipit.errors import ConfigError
+from clipit.runs.layout import config_path
 
 TOKENIZER_DIR = "tokenizer"  # build-shards copies the sources' tokenizer here
 
@@ -81,13 +81,13 @@ def _with_shards_tokenizer(config: Config) -> Config:
 
 def resume_config(run_dir: str | Path, overrides: list[str]) -> Config | None:
     """The run's own saved config with `overrides` applied, or None when `run_dir` has none yet."""
-    path = Path(run_dir) / RESOLVED_CONFIG_NAME
+    path = config_path(run_dir)
     return load_config(path, overrides) if path.is_file() else None
 
 
 def check_resume(config: Config, run_dir: str | Path) -> None:
     """Refuse a resume whose config differs from the run's saved one in a key that changes its maths."""
-    path = Path(run_dir) / RESOLVED_CONFIG_NAME
+    path = config_path(run_dir)
     if not path.is_file():
         return
     saved = _flat(run_config(load_config(path)).model_dump(mode="json"))

@@ -1,9 +1,8 @@
 """The pure, jitted train and eval steps of one phase.
 
-State is a plain dict pytree: `params` (every model parameter, flat), `rest` (RNG state of dropout),
-`opt` (optax state of the trainable parameters only), `phase_step`, and `loss_params` (the SigLIP
-bias; empty for InfoNCE). The step differentiates only the trainable parameters, so frozen towers get
-no gradient computation and no optimizer state, and they run deterministically (no dropout).
+The state is a `TrainState` (clipit.train.state). The step differentiates only the trainable
+parameters, so frozen towers get no gradient computation and no optimizer state, and they run
+deterministically (no dropout).
 The state is donated: the update happens in place on the device.
 
 `pixel_values` arrive as the loader hands them over, uint8 RGB; the model normalises them on the
@@ -13,7 +12,6 @@ device (DualEncoder.image_features).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,8 +24,8 @@ from clipit.train.mesh import replicated
 from clipit.train.model_state import ModelParts, Params
 from clipit.train.optim import learning_rate
 from clipit.train.phases import PhasePlan
+from clipit.train.state import TrainState
 
-State = dict[str, Any]
 SIGLIP_BIAS_INIT = -10.0  # SigLIP's init: with t' = log 10, most pairs start as confident negatives
 
 
@@ -66,14 +64,14 @@ def contrastive_loss(train: TrainConfig, image, text, log_scale, loss_params, ca
 
 def make_train_step(
     parts: ModelParts, plan: PhasePlan, train: TrainConfig, tx: optax.GradientTransformation, mesh: Mesh
-) -> Callable[[State, dict], tuple[State, dict]]:
+) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """One optimizer step; with `train.micro_batch_size` the gradient comes from GradCache (same update)."""
     gradcache.check_micro_batch_size(train, mesh)
     trainable = sorted(plan.trainable)
     key_names = {k for k, is_key in parts.rest_is_key.items() if is_key}
 
-    def step(state: State, batch: dict) -> tuple[State, dict]:
-        params = state["params"]
+    def step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+        params = state.params
         frozen = {k: v for k, v in params.items() if k not in plan.trainable}
 
         def model_params_of(opt_params):
@@ -95,42 +93,42 @@ def make_train_step(
             return loss, scale
 
         def loss_fn(opt_params):
-            embeddings, rest = encode(opt_params, state["rest"], batch)
+            embeddings, rest = encode(opt_params, state.rest, batch)
             loss, scale = head(opt_params, embeddings, batch)
             return loss, (scale, rest)
 
         opt_params = {k: params[k] for k in trainable}
-        opt_params.update({f"loss/{k}": v for k, v in state["loss_params"].items()})
+        opt_params.update({f"loss/{k}": v for k, v in state.loss_params.items()})
         if train.micro_batch_size is None or train.micro_batch_size == train.batch_size:
             (loss, (scale, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(opt_params)
         else:
             (loss, (scale, rest)), grads = gradcache.value_and_grad(
-                encode, head, opt_params, state["rest"], batch,
+                encode, head, opt_params, state.rest, batch,
                 micro_batch_size=train.micro_batch_size, mesh=mesh, key_names=key_names,
             )  # fmt: skip
-        updates, opt_state = tx.update(grads, state["opt"], opt_params)
+        updates, opt_state = tx.update(grads, state.opt, opt_params)
         lr = learning_rate(
-            state["phase_step"],
+            state.phase_step,
             peak=plan.lr,
             warmup_steps=plan.warmup_steps,
             total_steps=plan.steps,
             end=plan.end_lr,
         )
         new = optax.apply_updates(opt_params, jax.tree.map(lambda u: -lr * u, updates))
-        new_state = {
-            "params": {**params, **{k: new[k] for k in trainable}},
-            "rest": rest,
-            "opt": opt_state,
-            "phase_step": state["phase_step"] + 1,
-            "loss_params": {k[len("loss/") :]: v for k, v in new.items() if k.startswith("loss/")},
-        }
+        new_state = TrainState(
+            params={**params, **{k: new[k] for k in trainable}},
+            rest=rest,
+            opt=opt_state,
+            phase_step=state.phase_step + 1,
+            loss_params={k[len("loss/") :]: v for k, v in new.items() if k.startswith("loss/")},
+        )
         metrics = {"loss": loss, "lr": lr, "logit_scale": scale, "grad_norm": optax.tree.norm(grads)}
         return new_state, metrics
 
     return jax.jit(step, donate_argnums=0, out_shardings=replicated(mesh))
 
 
-def make_eval_step(parts: ModelParts, train: TrainConfig, mesh: Mesh) -> Callable[[State, dict], dict]:
+def make_eval_step(parts: ModelParts, train: TrainConfig, mesh: Mesh) -> Callable[[TrainState, dict], dict]:
     """Loss and in-batch retrieval on one validation batch, every tower deterministic."""
 
     def step(params: Params, rest: Params, loss_params: Params, batch: dict) -> dict:
@@ -143,7 +141,7 @@ def make_eval_step(parts: ModelParts, train: TrainConfig, mesh: Mesh) -> Callabl
 
     jitted = jax.jit(step, out_shardings=replicated(mesh))
     # only what the forward pass reads: the optimizer state's structure changes between phases
-    return lambda state, batch: jitted(state["params"], state["rest"], state["loss_params"], batch)
+    return lambda state, batch: jitted(state.params, state.rest, state.loss_params, batch)
 
 
 def make_tower_features(parts: ModelParts, mesh: Mesh) -> Callable[[Params, Params, dict], dict]:

@@ -14,9 +14,9 @@ from clipit.config import load_config, save_resolved
 from clipit.data.synthetic.tokenizer import write_tokenizer
 from clipit.encode import open_model
 from clipit.models.build import build_model
-from clipit.train.checkpoint import RunCheckpoints
+from clipit.runs.checkpoints import RunCheckpoints
+from clipit.runs.export import export_run
 from clipit.train.model_state import split_model
-from clipit.train.restore import export_run
 from tests.eval.fixtures import write_images
 from tests.train.conftest import TINY_OVERRIDES
 

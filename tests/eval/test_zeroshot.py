@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from clipit.errors import DataError
-from clipit.eval import zeroshot
+from clipit.eval import tasks, zeroshot
 from clipit.eval.image_sets import class_folders, labels_file
+from clipit.eval.tasks import Task
 from tests.eval.fixtures import write_corrupt, write_images
 from tests.eval.test_classnames import SHARED, Server
 
@@ -34,7 +35,7 @@ def test_evaluate_matches_a_by_hand_classification(encoder, reference, tmp_path)
     write_corrupt(tmp_path / "b" / "zz-broken.jpg")
     images = class_folders(tmp_path, len(CLASSES))
     assert images.labels.tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
-    task = zeroshot.Task("toy", images, CLASSES, TEMPLATES)
+    task = Task("toy", images, CLASSES, TEMPLATES)
     result = zeroshot.evaluate(encoder, [task], dataset="toy", model_name="tiny", batch_size=4)
 
     readable = [p for p in images.paths if p.name != "zz-broken.jpg"]
@@ -56,8 +57,8 @@ def test_several_tasks_are_prefixed_and_carry_chance(encoder, tmp_path):
         write_images(tmp_path / name, [(32, 32), (40, 30)], prefix=name)
     images = class_folders(tmp_path, 2)
     tasks = [
-        zeroshot.Task("colour", images, ["rosso", "verde"], ["un cerchio {c}"]),
-        zeroshot.Task("shape", images, ["un cerchio", "una stella"], ["{c} blu"]),
+        Task("colour", images, ["rosso", "verde"], ["un cerchio {c}"]),
+        Task("shape", images, ["un cerchio", "una stella"], ["{c} blu"]),
     ]
     result = zeroshot.evaluate(encoder, tasks, dataset="synthetic", model_name="tiny", batch_size=4)
     assert result.metrics["colour/chance"] == 0.5 and result.metrics["shape/chance"] == 0.5
@@ -71,7 +72,7 @@ def test_imagenet_task_from_clip_italian_tsv_matches_wnid_folders(tmp_path):
     data = tmp_path / "val"
     write_images(data / "n01443537", [(32, 32)])  # class 1 only: a subset of the classes is fine
     write_images(data / "n01491361", [(32, 32), (40, 30)])  # class 3
-    task = zeroshot.imagenet_task(
+    task = tasks.imagenet_task(
         data, classnames=tsv, templates=None, labels=None, cache_dir=tmp_path / "cache"
     )
     assert task.classnames == ["una tinca", "un pesce rosso", "un grande squalo bianco", "uno squalo tigre"]
@@ -79,9 +80,7 @@ def test_imagenet_task_from_clip_italian_tsv_matches_wnid_folders(tmp_path):
     assert task.images.labels.tolist() == [1, 3, 3]
     (data / "n99999999").mkdir()
     with pytest.raises(DataError, match="n99999999"):
-        zeroshot.imagenet_task(
-            data, classnames=tsv, templates=None, labels=None, cache_dir=tmp_path / "cache"
-        )
+        tasks.imagenet_task(data, classnames=tsv, templates=None, labels=None, cache_dir=tmp_path / "cache")
 
 
 def test_imagenet_task_reads_default_templates_from_the_installed_package(tmp_path):
@@ -99,7 +98,7 @@ def test_imagenet_task_reads_default_templates_from_the_installed_package(tmp_pa
         names.write_text(json.dumps({"imagenet1k": CLASSES}))
         for name in ("n1", "n2", "n3"):
             write_images(tmp_path / "val" / name, [(32, 32)])
-        task = zeroshot.imagenet_task(
+        task = tasks.imagenet_task(
             tmp_path / "val",
             classnames=names,
             templates=None,
@@ -113,7 +112,7 @@ def test_imagenet_task_reads_default_templates_from_the_installed_package(tmp_pa
     assert server.requests == [] and not (tmp_path / "cache").exists()
     with pytest.raises(DataError, match="3 class folders but the class-name list has 2"):
         names.write_text(json.dumps({"imagenet1k": CLASSES[:2]}))
-        zeroshot.imagenet_task(
+        tasks.imagenet_task(
             tmp_path / "val",
             classnames=names,
             templates=None,

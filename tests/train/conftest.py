@@ -20,7 +20,7 @@ from clipit.data.shard_format import SHARD_SCHEMA, shard_name, write_shard
 from clipit.data.synthetic import draw, grammar, paraphrase, scenes
 from clipit.data.synthetic.tokenizer import write_tokenizer
 from clipit.models.build import build_model
-from clipit.train.checkpoint import RunCheckpoints
+from clipit.runs.checkpoints import RunCheckpoints
 from clipit.train.model_state import split_model
 
 SIDE = 32

@@ -14,6 +14,7 @@ from clipit.train.mesh import data_mesh, put_batch, put_replicated, to_host
 from clipit.train.model_state import split_model
 from clipit.train.optim import build_optimizer
 from clipit.train.phases import plan_phases
+from clipit.train.state import TrainState
 from clipit.train.step import init_loss_params, make_eval_step, make_train_step
 
 
@@ -40,20 +41,14 @@ def one_step_on_fixed_batch(config, devices, phase: int = 1) -> dict:
     trainable = {k: params[k] for k in sorted(plan.trainable)}
     state = put_replicated(
         mesh,
-        {
-            "params": params,
-            "rest": rest,
-            "opt": tx.init(trainable),
-            "phase_step": np.zeros((), np.int32),
-            "loss_params": init_loss_params(config.train),
-        },
+        TrainState.create(params, rest, init_loss_params(config.train)).replace(opt=tx.init(trainable)),
     )
     batch = fixed_batch(config, config.train.batch_size)
     share = config.train.batch_size // jax.process_count()
     local = {k: v[jax.process_index() * share : (jax.process_index() + 1) * share] for k, v in batch.items()}
     before = to_host(make_eval_step(parts, config.train, mesh)(state, put_batch(mesh, local)))
     state, metrics = make_train_step(parts, plan, config.train, tx, mesh)(state, put_batch(mesh, local))
-    new_params = to_host(state["params"])
+    new_params = to_host(state.params)
     return {
         "loss": float(metrics["loss"].addressable_data(0)),
         "eval_loss": float(before["loss"]),

@@ -13,6 +13,7 @@ from clipit.train.mesh import data_mesh, put_batch, put_replicated, to_host
 from clipit.train.model_state import split_model
 from clipit.train.optim import build_optimizer
 from clipit.train.phases import plan_phases
+from clipit.train.state import TrainState
 from clipit.train.step import init_loss_params, make_tower_features, make_train_step
 from tests.train.conftest import tiny_overrides
 from tests.train.step_check import fixed_batch
@@ -34,13 +35,7 @@ def test_cached_heads_step_equals_the_recomputing_step(tiny_shards, tmp_path):
         trainable = {k: params[k] for k in sorted(plan.trainable)}
         return put_replicated(
             mesh,
-            {
-                "params": params,
-                "rest": rest,
-                "opt": tx.init(trainable),
-                "phase_step": np.zeros((), np.int32),
-                "loss_params": init_loss_params(config.train),
-            },
+            TrainState.create(params, rest, init_loss_params(config.train)).replace(opt=tx.init(trainable)),
         )
 
     step = make_train_step(parts, plan, config.train, tx, mesh)
@@ -56,9 +51,7 @@ def test_cached_heads_step_equals_the_recomputing_step(tiny_shards, tmp_path):
     cached, cached_metrics = step(state(), put_batch(mesh, cached_batch))
     assert float(cached_metrics["loss"]) == pytest.approx(float(recomputed_metrics["loss"]), rel=1e-6)
     for key in plan.trainable:
-        np.testing.assert_allclose(
-            to_host(cached["params"][key]), to_host(recomputed["params"][key]), atol=1e-7
-        )
+        np.testing.assert_allclose(to_host(cached.params[key]), to_host(recomputed.params[key]), atol=1e-7)
 
 
 def test_cache_batches_cover_every_row_once_per_epoch_and_repeat_on_resume():

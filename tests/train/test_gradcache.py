@@ -20,6 +20,7 @@ from clipit.train.gradcache import check_micro_batch_size
 from clipit.train.mesh import data_mesh, put_batch, put_replicated, to_host
 from clipit.train.model_state import split_model
 from clipit.train.phases import plan_phases
+from clipit.train.state import TrainState
 from clipit.train.step import init_loss_params, make_tower_features, make_train_step
 from tests.train.conftest import params_at, tiny_overrides, tiny_phases
 from tests.train.step_check import fixed_batch
@@ -50,18 +51,16 @@ def _one_step(config, devices, *, phase=1, micro=None, cached=False, duplicate=T
     tx = _keep_grads()
     opt_params = {k: params[k] for k in sorted(plan.trainable)}
     opt_params.update({f"loss/{k}": v for k, v in init_loss_params(train).items()})
-    state = put_replicated(mesh, {
-        "params": params, "rest": rest, "opt": tx.init(opt_params),
-        "phase_step": np.zeros((), np.int32), "loss_params": init_loss_params(train),
-    })  # fmt: skip
+    state = TrainState.create(params, rest, init_loss_params(train)).replace(opt=tx.init(opt_params))
+    state = put_replicated(mesh, state)
     batch = fixed_batch(config, BATCH)
     if not duplicate:
         batch["caption_id"] = np.arange(BATCH, dtype=np.int64)
     if cached:  # the frozen-tower cache's feed: pooled tower outputs instead of pixels and tokens
-        towers = make_tower_features(parts, mesh)(state["params"], state["rest"], put_batch(mesh, batch))
+        towers = make_tower_features(parts, mesh)(state.params, state.rest, put_batch(mesh, batch))
         batch = {**{k: np.asarray(v) for k, v in towers.items()}, "caption_id": batch["caption_id"]}
     state, metrics = make_train_step(parts, plan, train, tx, mesh)(state, put_batch(mesh, batch))
-    return float(np.asarray(metrics["loss"])), to_host(state["opt"]), to_host(state["rest"])
+    return float(np.asarray(metrics["loss"])), to_host(state.opt), to_host(state.rest)
 
 
 def _assert_same(full, micro):

@@ -12,6 +12,7 @@ from clipit.train.mesh import data_mesh, put_batch, put_replicated, to_host
 from clipit.train.model_state import split_model
 from clipit.train.optim import build_optimizer
 from clipit.train.phases import plan_phases
+from clipit.train.state import TrainState
 from clipit.train.step import init_loss_params, make_eval_step, make_tower_features, make_train_step
 from tests.train.conftest import tiny_config
 from tests.train.step_check import fixed_batch
@@ -30,8 +31,8 @@ def test_train_eval_and_cache_steps_normalise_uint8_pixels_on_device(tiny_shards
 
     def state():
         trainable = {k: params[k] for k in sorted(plan.trainable)}
-        return put_replicated(mesh, {"params": params, "rest": rest, "opt": tx.init(trainable),
-                                     "phase_step": np.zeros((), np.int32), "loss_params": init_loss_params(config.train)})  # fmt: skip
+        initial = TrainState.create(params, rest, init_loss_params(config.train))
+        return put_replicated(mesh, initial.replace(opt=tx.init(trainable)))
 
     train_step = make_train_step(parts, plan, config.train, tx, mesh)
     eval_step = make_eval_step(parts, config.train, mesh)
@@ -43,7 +44,7 @@ def test_train_eval_and_cache_steps_normalise_uint8_pixels_on_device(tiny_shards
         return {
             "eval_loss": float(to_host(eval_step(state(), put_batch(mesh, batch)))["loss"]),
             "train_loss": float(metrics["loss"]),
-            "params": to_host(new_state["params"]),
+            "params": to_host(new_state.params),
             "image_pooled": np.asarray(features(params, rest, towers_input)["image_pooled"]),
         }
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from clipit.cli.main import app
 from clipit.config import load_config
 from clipit.models.build import build_model
-from clipit.train.metrics import read_metrics
+from clipit.runs.metrics import read_metrics
 from clipit.train.model_state import split_model
 from tests.support import tiny_hf
 from tests.train.conftest import SIDE, params_at, write_synthetic_shards

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from clipit.models.build import build_model
-from clipit.train.metrics import read_metrics
+from clipit.runs.metrics import read_metrics
+from clipit.runs.model import load_run_model
 from clipit.train.model_state import split_model
-from clipit.train.restore import load_run_model
 from tests.train.conftest import FULL, HEADS
 from tests.train.conftest import params_at as _params_at
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from clipit.runs.metrics import read_metrics
 from clipit.train.loop import train_and_evaluate
-from clipit.train.metrics import read_metrics
 from clipit.train.validation import image_ids, validation_batch_size
 from tests.train.conftest import tiny_config, tiny_phases, write_synthetic_shards
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from clipit import atomic
-from clipit.train.metrics import read_metrics
-
-PLOT_NAME = "curves.png"
+from clipit.runs.layout import PLOT_NAME
+from clipit.runs.metrics import read_metrics
 
 
 def plot_run(run_dir: str | Path) -> Path | None:

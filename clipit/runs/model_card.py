@@ -13,7 +13,7 @@ from typing import Any
 
 from clipit.config import Config
 from clipit.data.shard_format import SUMMARY_NAME, list_shards
-from clipit.train.metrics import read_metrics
+from clipit.runs.metrics import read_metrics
 
 DEFAULT_LICENSE = "other"  # the weights inherit the licenses of the data and base models: the user states it
 # Hub ids of the sources clipit downloads (the others are listed by their source name)

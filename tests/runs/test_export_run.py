@@ -16,8 +16,8 @@ import yaml
 from safetensors.numpy import load_file
 from transformers import AutoTokenizer, VisionTextDualEncoderModel
 
-from clipit.train.checkpoint import RunCheckpoints
-from tests.train.conftest import params_at, tiny_config
+from clipit.runs.checkpoints import RunCheckpoints
+from tests.train.conftest import params_at, tiny_config, tiny_shards  # noqa: F401 (tiny_shards: a fixture)
 
 CLIPIT = [sys.executable, "-m", "clipit.cli.main"]
 

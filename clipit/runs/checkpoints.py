@@ -1,6 +1,8 @@
 """Checkpoints of a run (orbax): the train state plus a JSON record of where the run stands.
 
-`RUN_DIR/checkpoints/<step>/state` holds params, RNG state, optimizer state, phase step and loss params;
+`RUN_DIR/checkpoints/<step>/state` holds the train state as a dict tree: `params` (flat, keyed by
+parameter path, clipit.runs.params), `rest` (RNG state), `opt` (optimizer state), `phase_step` and
+`loss_params`;
 `.../meta` holds the format version, global step, phase index, loader position and validation loss.
 Orbax writes each step into a temporary folder and renames it when complete, so a kill -9 leaves either
 the previous checkpoint or the new one, never half of one.
@@ -24,16 +26,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from clipit.errors import ModelError
+from clipit.runs.layout import checkpoint_dir
 
 FORMAT_VERSION = 1
-CHECKPOINTS = "checkpoints"
 
 # orbax logs every save and restore at WARNING through absl; keep the trainer's stderr readable
 logging.getLogger("absl").setLevel(logging.ERROR)
-
-
-def checkpoint_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir).absolute() / CHECKPOINTS
 
 
 class RunCheckpoints:
@@ -67,7 +65,7 @@ class RunCheckpoints:
             )
         return meta
 
-    def save(self, step: int, state: dict, meta: dict[str, Any]) -> None:
+    def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
         """Save host (numpy) copies: the state is replicated, and slicing device replicas costs more."""
         meta = {**meta, "format_version": FORMAT_VERSION, "step": step}
         host = jax.tree.map(
@@ -81,7 +79,7 @@ class RunCheckpoints:
         self.manager.wait_until_finished()
         self._prune()
 
-    def restore_state(self, step: int, template: dict) -> dict:
+    def restore_state(self, step: int, template: dict[str, Any]) -> dict[str, Any]:
         """The whole train state as numpy; `template` gives the structure (its values are not read)."""
         abstract = jax.tree.map(lambda x: np.empty(np.shape(x), x.dtype), template)
         restored = self.manager.restore(
@@ -130,10 +128,3 @@ def decode_loader_state(state: Any) -> Any:
     if isinstance(state, dict) and set(state) == {"__bytes__"}:
         return base64.b64decode(state["__bytes__"])
     return state
-
-
-def load_run_model(run_dir: str | Path, *, step: int | None = None):
-    """(model, model config, tokenizer) of a run's latest checkpoint; see clipit.train.restore."""
-    from clipit.train.restore import load_run_model as load  # restore builds on this module
-
-    return load(run_dir, step=step)
