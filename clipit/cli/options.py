@@ -8,6 +8,7 @@ A command's own flags (`--out`, `--n`, `--batch-size`, ...) are config keys too:
 given flag into a `--set KEY=VALUE` item placed after every `--set`, and hands the whole list to the one
 config loader. So `--n 7` and `--set data.synthetic.n=7` give the same config, pass the same checks,
 and a flag overrides both the file and `--set`; an error about a flag's value names the flag.
+With `CLIPIT_DEBUG=1` the resolved config is printed on stderr before the command does any work.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Annotated, Any
 import tomli_w
 import typer
 
-from clipit.config import Config, load_config
+from clipit.cli.guard import debug_enabled
+from clipit.config import Config, load_config, to_toml
 
 ConfigOpt = Annotated[
     Path | None,
@@ -39,6 +41,10 @@ SetOpt = Annotated[
         show_default=False,
     ),
 ]
+
+# With CLIPIT_DEBUG=1 every command prints its resolved config on stderr between these lines.
+RESOLVED_BEGIN = "--- resolved config ---"
+RESOLVED_END = "--- end of resolved config ---"
 
 # A command's flags: config key -> (the flag as the user types it, its value; None or [] = not given).
 Flags = Mapping[str, tuple[str, Any]]
@@ -68,7 +74,10 @@ def resolve(
     given = {key: value for key, (_, value) in (flags or {}).items() if value is not None and value != []}
     items += [f"{key}={toml_value(value)}" for key, value in given.items()]
     origins = {key: flag for key, (flag, _) in (flags or {}).items() if key in given}
-    return load_config(path, items, origins)
+    cfg = load_config(path, items, origins)
+    if debug_enabled():  # what the command really runs with, before any work
+        typer.echo(f"{RESOLVED_BEGIN}\n{to_toml(cfg)}{RESOLVED_END}", err=True)
+    return cfg
 
 
 def toml_value(value: Any) -> str:
