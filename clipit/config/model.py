@@ -58,7 +58,8 @@ def _check_heads(tower: VisionTower | TextTower, name: str) -> None:
 
 class ModelConfig(Section):
     init_from: str | None = Field(
-        None, description="A whole VisionTextDualEncoder (hub id, folder or clipit run) to start from."
+        None,
+        description="A whole HF VisionTextDualEncoder (hub id or folder; a clipit run's export/) to start from.",
     )
     vision: VisionTower = Field(default_factory=VisionTower)
     text: TextTower = Field(default_factory=TextTower)

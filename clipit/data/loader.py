@@ -57,7 +57,7 @@ class Loader(Iterator[dict[str, np.ndarray]]):
         self.plan = maker.plan
         self.settings = settings
         self.step = 0  # the next step this loader yields
-        self.wait_seconds = 0.0  # time spent blocked in next(): the trainer logs its share
+        self.wait_seconds = 0.0  # time blocked in next(), for callers (the trainer times its own feed)
         self.corrupt = 0
         self._iterator: Any = None
         self._pipeline_step = 0  # the step the grain pipeline yields next

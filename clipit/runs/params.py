@@ -1,5 +1,5 @@
 """A model's parameters as the flat dict a checkpoint stores: keys are '/'-joined parameter paths
-such as 'vision_model/encoder/layers/0/mlp/fc1/kernel' (what phase regexes select, too)."""
+such as 'vision_model/layers/0/fc1/kernel' (what phase regexes select, too)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The trainer splits the NNX model once and then works on pure pytrees: a jitted step merges them back
 into a module (free at trace time), so there is no `nnx.jit` overhead per step. Flat dicts keyed by
-paths such as 'vision_model/encoder/layers/0/mlp/fc1/kernel' make the rest simple: phase regexes
+paths such as 'vision_model/layers/0/fc1/kernel' make the rest simple: phase regexes
 select keys, the weight-decay mask is a dict comprehension, optimizer state kept across phases is
 matched by key, and checkpoints hold ordinary arrays (RNG keys are stored as their raw uint32 data).
 """

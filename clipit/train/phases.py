@@ -58,7 +58,7 @@ def plan_phases(
                 raise ConfigError(
                     f"{where}: trainable pattern {pattern!r} matches no parameter",
                     "patterns are regexes searched in paths such as 'visual_projection/kernel', "
-                    "'text_model/encoder/layers/0/...'; see `clipit train --list-params`",
+                    "'text_model/layers/0/...'; see `clipit train --list-params`",
                 )
         trainable = set().union(*matches.values())
         if not learn_scale:
