@@ -6,43 +6,47 @@ are described the same way. With `pretrained` set, sizes come from the checkpoin
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from clipit.config.base import Section
 from clipit.errors import ConfigError
+from clipit.models.sizes import CLIP_LOGIT_SCALE_INIT, TextSizes, VisionSizes
+
+_V, _T = VisionSizes(), TextSizes()  # the towers' own defaults (ViT-B/32, BERT-base)
 
 
 class VisionTower(Section):
     pretrained: str | None = Field(
         None, description="CLIP checkpoint (hub id or folder); None = random init with the sizes below."
     )
-    hidden_size: int = Field(768, ge=1, description="Width of the vision transformer.")
-    num_hidden_layers: int = Field(12, ge=1, description="Transformer blocks.")
-    num_attention_heads: int = Field(12, ge=1, description="Attention heads.")
-    intermediate_size: int = Field(3072, ge=1, description="MLP width.")
-    patch_size: int = Field(32, ge=1, description="Side of one image patch, in pixels.")
-    image_size: int = Field(224, ge=1, description="Input image side, in pixels.")
-    layer_norm_eps: float = Field(1e-5, gt=0, description="LayerNorm epsilon.")
+    hidden_size: int = Field(_V.hidden_size, ge=1, description="Width of the vision transformer.")
+    num_hidden_layers: int = Field(_V.num_hidden_layers, ge=1, description="Transformer blocks.")
+    num_attention_heads: int = Field(_V.num_attention_heads, ge=1, description="Attention heads.")
+    intermediate_size: int = Field(_V.intermediate_size, ge=1, description="MLP width.")
+    patch_size: int = Field(_V.patch_size, ge=1, description="Side of one image patch, in pixels.")
+    image_size: int = Field(_V.image_size, ge=1, description="Input image side, in pixels.")
+    layer_norm_eps: float = Field(_V.layer_norm_eps, gt=0, description="LayerNorm epsilon.")
 
 
 class TextTower(Section):
     pretrained: str | None = Field(
         None, description="BERT checkpoint (hub id or folder); None = random init with the sizes below."
     )
-    vocab_size: int = Field(30522, ge=1, description="Vocabulary size.")
-    hidden_size: int = Field(768, ge=1, description="Width of BERT.")
-    num_hidden_layers: int = Field(12, ge=1, description="Transformer blocks.")
-    num_attention_heads: int = Field(12, ge=1, description="Attention heads.")
-    intermediate_size: int = Field(3072, ge=1, description="MLP width.")
-    max_position_embeddings: int = Field(512, ge=1, description="Longest input the positions cover.")
-    type_vocab_size: int = Field(2, ge=1, description="Token-type (segment) vocabulary.")
-    layer_norm_eps: float = Field(1e-12, gt=0, description="LayerNorm epsilon.")
+    vocab_size: int = Field(_T.vocab_size, ge=1, description="Vocabulary size.")
+    hidden_size: int = Field(_T.hidden_size, ge=1, description="Width of BERT.")
+    num_hidden_layers: int = Field(_T.num_hidden_layers, ge=1, description="Transformer blocks.")
+    num_attention_heads: int = Field(_T.num_attention_heads, ge=1, description="Attention heads.")
+    intermediate_size: int = Field(_T.intermediate_size, ge=1, description="MLP width.")
+    max_position_embeddings: int = Field(
+        _T.max_position_embeddings, ge=1, description="Longest input the positions cover."
+    )
+    type_vocab_size: int = Field(_T.type_vocab_size, ge=1, description="Token-type (segment) vocabulary.")
+    layer_norm_eps: float = Field(_T.layer_norm_eps, gt=0, description="LayerNorm epsilon.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in training (hidden and attention).")
     initializer_range: float = Field(
-        0.02,
+        _T.initializer_range,
         gt=0,
         description="Std of the random init (BERT's; about hidden_size**-0.5 suits narrow towers).",
     )
@@ -72,7 +76,7 @@ class ModelConfig(Section):
         True, description="Start the visual projection from CLIP's own when the sizes match."
     )
     logit_scale_init: float = Field(
-        math.log(1 / 0.07), description="Initial log of the logit scale (CLIP's log(1/0.07))."
+        CLIP_LOGIT_SCALE_INIT, description="Initial log of the logit scale (CLIP's log(1/0.07))."
     )
     dtype: Literal["float32", "bfloat16"] = Field(
         "float32", description="Compute dtype; parameters stay float32."

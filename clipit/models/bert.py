@@ -3,7 +3,8 @@
 embeddings (word + position + token type) -> LayerNorm -> dropout -> post-LN blocks (attention, dropout,
 residual, LayerNorm; dense + exact gelu, dense, dropout, residual, LayerNorm) -> pooler: tanh(dense(CLS)).
 Padding is masked out of attention through `attention_mask` (1 = token, 0 = padding). Dropout runs only
-when `deterministic=False`.
+when `deterministic=False`. Random init is BERT's: normal(`initializer_range`) for every weight and
+table, zero biases, unit LayerNorm scales.
 """
 
 from __future__ import annotations
@@ -14,52 +15,71 @@ from flax import nnx
 
 from clipit.models.attention import SelfAttention
 from clipit.models.embedding import lookup
-from clipit.models.layers import dense, dense_activation, layer_norm
+from clipit.models.init import Normal
+from clipit.models.layers import LayerNorm, Linear
 from clipit.models.sizes import TextSizes
-from clipit.models.vit import exact_gelu
-
-_normal = nnx.initializers.normal(0.02)
 
 
 class BertEmbeddings(nnx.Module):
-    def __init__(self, sizes: TextSizes, *, dtype, rngs: nnx.Rngs) -> None:
-        width = sizes.hidden_size
+    def __init__(self, sizes: TextSizes, *, kernels: str, dtype, rngs: nnx.Rngs) -> None:
+        width, init = sizes.hidden_size, Normal(sizes.initializer_range)
 
         def embed(count: int) -> nnx.Embed:
-            return nnx.Embed(count, width, dtype=dtype, embedding_init=_normal, rngs=rngs)
+            table = nnx.Embed(count, width, dtype=dtype, embedding_init=init, rngs=rngs)
+            table.embedding_init = init
+            return table
 
         self.word_embeddings = embed(sizes.vocab_size)
         self.position_embeddings = embed(sizes.max_position_embeddings)
         self.token_type_embeddings = embed(sizes.type_vocab_size)
-        self.LayerNorm = nnx.LayerNorm(width, epsilon=sizes.layer_norm_eps, dtype=dtype, rngs=rngs)
+        self.LayerNorm = LayerNorm(
+            width, epsilon=sizes.layer_norm_eps, kernels=kernels, dtype=dtype, rngs=rngs
+        )
         self.dropout = nnx.Dropout(sizes.hidden_dropout_prob, rngs=rngs)
+        self.kernels = kernels
 
     def __call__(self, input_ids, token_type_ids, *, deterministic: bool) -> jax.Array:
         # Summed in float32 from the float32 tables (LayerNorm computes in float32 anyway); the
         # lookups' backward passes are what makes this fast on GPUs (see embedding.py).
         x = (
-            lookup(self.word_embeddings.embedding[...], input_ids)
+            lookup(self.word_embeddings.embedding[...], input_ids, self.kernels)
             + self.position_embeddings.embedding[: input_ids.shape[1]]  # positions 0..T-1: a slice
-            + lookup(self.token_type_embeddings.embedding[...], token_type_ids)
+            + lookup(self.token_type_embeddings.embedding[...], token_type_ids, self.kernels)
         )
-        return self.dropout(layer_norm(self.LayerNorm, x), deterministic=deterministic)
+        return self.dropout(self.LayerNorm(x), deterministic=deterministic)
 
 
 class BertLayer(nnx.Module):
-    def __init__(self, sizes: TextSizes, *, dtype, rngs: nnx.Rngs) -> None:
-        width, eps = sizes.hidden_size, sizes.layer_norm_eps
+    def __init__(self, sizes: TextSizes, *, kernels: str, dtype, rngs: nnx.Rngs) -> None:
+        width, eps, init = sizes.hidden_size, sizes.layer_norm_eps, Normal(sizes.initializer_range)
         self.attention = SelfAttention(
             width,
             sizes.num_attention_heads,
             dropout=sizes.attention_probs_dropout_prob,
+            kernels=kernels,
+            qkv_init=init,
+            out_init=init,
             dtype=dtype,
             rngs=rngs,
         )
-        self.attention_norm = nnx.LayerNorm(width, epsilon=eps, dtype=dtype, rngs=rngs)
-        self.intermediate = nnx.Linear(width, sizes.intermediate_size, dtype=dtype, rngs=rngs)
-        self.output = nnx.Linear(sizes.intermediate_size, width, dtype=dtype, rngs=rngs)
-        self.output_norm = nnx.LayerNorm(width, epsilon=eps, dtype=dtype, rngs=rngs)
+        self.attention_norm = LayerNorm(width, epsilon=eps, kernels=kernels, dtype=dtype, rngs=rngs)
+        self.intermediate = Linear(
+            width,
+            sizes.intermediate_size,
+            kernels=kernels,
+            kernel_init=init,
+            activation=sizes.hidden_act,
+            dtype=dtype,
+            rngs=rngs,
+        )
+        self.output = Linear(
+            sizes.intermediate_size, width, kernels=kernels, kernel_init=init, dtype=dtype, rngs=rngs
+        )
+        self.output_norm = LayerNorm(width, epsilon=eps, kernels=kernels, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(sizes.hidden_dropout_prob, rngs=rngs)
+
+    def mlp(self, x: jax.Array) -> jax.Array:
+        return self.output(self.intermediate(x))
 
     def __call__(
         self, x: jax.Array, mask: jax.Array, *, deterministic: bool, queries: int | None = None
@@ -67,23 +87,28 @@ class BertLayer(nnx.Module):
         """[B, T, D] -> [B, T, D], or [B, queries, D]: only the first tokens (see SelfAttention)."""
         attended = self.attention(x, mask, deterministic=deterministic, queries=queries)
         x = x[:, : attended.shape[1]]
-        x = layer_norm(self.attention_norm, x + self.dropout(attended, deterministic=deterministic))
-        batch, length, width = x.shape
-        flat = x.reshape(batch * length, width)  # 2-d GEMMs (see attention.py)
-        hidden = dense(self.output, dense_activation(self.intermediate, flat, exact_gelu)).reshape(
-            batch, length, width
-        )
-        return layer_norm(self.output_norm, x + self.dropout(hidden, deterministic=deterministic))
+        x = self.attention_norm(x + self.dropout(attended, deterministic=deterministic))
+        return self.output_norm(x + self.dropout(self.mlp(x), deterministic=deterministic))
 
 
 class Bert(nnx.Module):
-    def __init__(self, sizes: TextSizes, *, dtype=jnp.float32, rngs: nnx.Rngs) -> None:
+    def __init__(self, sizes: TextSizes, *, kernels: str, dtype=jnp.float32, rngs: nnx.Rngs) -> None:
         self.sizes = sizes
-        self.embeddings = BertEmbeddings(sizes, dtype=dtype, rngs=rngs)
+        self.embeddings = BertEmbeddings(sizes, kernels=kernels, dtype=dtype, rngs=rngs)
         self.layers = nnx.List(
-            [BertLayer(sizes, dtype=dtype, rngs=rngs) for _ in range(sizes.num_hidden_layers)]
+            [
+                BertLayer(sizes, kernels=kernels, dtype=dtype, rngs=rngs)
+                for _ in range(sizes.num_hidden_layers)
+            ]
         )
-        self.pooler = nnx.Linear(sizes.hidden_size, sizes.hidden_size, dtype=dtype, rngs=rngs)
+        self.pooler = Linear(
+            sizes.hidden_size,
+            sizes.hidden_size,
+            kernels=kernels,
+            kernel_init=Normal(sizes.initializer_range),
+            dtype=dtype,
+            rngs=rngs,
+        )
 
     def encode(
         self,
@@ -117,4 +142,4 @@ class Bert(nnx.Module):
         hidden = self.encode(
             input_ids, attention_mask, token_type_ids, deterministic=deterministic, cls_only=True
         )
-        return jnp.tanh(dense(self.pooler, hidden[:, 0]))
+        return jnp.tanh(self.pooler(hidden[:, 0]))

@@ -14,19 +14,19 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from clipit.config.model import ModelConfig
 from clipit.errors import ModelError
 from clipit.models import hf_io, hf_keys
+from clipit.models.create import abstract_model, create_model
 from clipit.models.dual_encoder import DualEncoder
-from clipit.models.sizes import TextSizes, VisionSizes
+from clipit.models.kernels import kernels_for
+from clipit.models.sizes import CLIP_LOGIT_SCALE_INIT, TextSizes, VisionSizes
 from clipit.models.vit import interpolate_positions
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # config names -> compute dtypes
 POSITIONS_KEY = hf_keys.V + "embeddings.position_embedding.weight"
 IMAGE_PARTS = ("vision_model/", "visual_projection/")  # the parameters encoding images reads
 TEXT_PARTS = ("text_model/", "text_projection/")  # and encoding texts
@@ -50,12 +50,18 @@ class _Part:
     source: str
 
 
-def build_model(model_cfg: ModelConfig, *, seed: int = 0) -> tuple[DualEncoder, BuildInfo]:
-    """A DualEncoder as `model_cfg` describes it; random parts are initialised from `seed`."""
+def build_model(
+    model_cfg: ModelConfig, *, seed: int = 0, kernels: str | None = None
+) -> tuple[DualEncoder, BuildInfo]:
+    """A DualEncoder as `model_cfg` describes it; random parts are initialised from `seed`. `kernels`:
+    the setting of clipit.models.kernels for the devices it will run on (default: `jax.devices()`)."""
     dtype = DTYPES[model_cfg.dtype]
     dropout = model_cfg.text.dropout
+    kernels = kernels or kernels_for()
     if model_cfg.init_from:
-        model, folder = load_dual_encoder(model_cfg.init_from, dtype=dtype, text_dropout=dropout, seed=seed)
+        model, folder = load_dual_encoder(
+            model_cfg.init_from, dtype=dtype, text_dropout=dropout, seed=seed, kernels=kernels
+        )
         model_cfg.check_text_length(model.text_sizes.max_position_embeddings, str(folder / "config.json"))
         info = BuildInfo(vision=str(folder), text=str(folder), projections=str(folder))
         info.tokenizer = model_cfg.tokenizer or str(folder)
@@ -70,7 +76,7 @@ def build_model(model_cfg: ModelConfig, *, seed: int = 0) -> tuple[DualEncoder, 
     vision = _vision_part(model_cfg, info)
     text = _text_part(model_cfg, dropout, info)
     model = create_model(
-        vision.sizes, text.sizes, model_cfg.projection_dim, model_cfg.logit_scale_init, dtype, seed
+        vision.sizes, text.sizes, model_cfg.projection_dim, model_cfg.logit_scale_init, dtype, seed, kernels
     )
     if vision.tensors:
         prefixes = ("vision_model/",)
@@ -98,133 +104,22 @@ def build_model(model_cfg: ModelConfig, *, seed: int = 0) -> tuple[DualEncoder, 
     return model, info
 
 
-def create_model(
-    vision: VisionSizes, text: TextSizes, projection_dim: int, logit_scale_init: float, dtype, seed: int
-) -> DualEncoder:
-    """A randomly initialised DualEncoder, reproducible from `seed`.
-
-    The module is built abstractly (`nnx.eval_shape`, no compute) and its parameters drawn with numpy:
-    jax's own initialisers compile one kernel per parameter shape, which costs tens of seconds on a
-    small CPU before the first step. Initialisation follows transformers' (normal 0.02 for weights and
-    embeddings, zero biases, unit LayerNorm scales); every Dropout gets its own key from seed + 1.
-    """
-    model = abstract_model(vision, text, projection_dim, logit_scale_init, dtype, seed)
-    rng = np.random.default_rng(seed)
-    state = nnx.state(model, nnx.Param)
-    for path, variable in nnx.to_flat_state(state):
-        name = "/".join(str(p) for p in path)
-        shape = variable.get_value().shape
-        variable.set_value(jnp.asarray(_initial_value(name, shape, rng, vision, text, logit_scale_init)))
-    nnx.update(model, state)
-    return model
-
-
-def abstract_model(
-    vision: VisionSizes, text: TextSizes, projection_dim: int, logit_scale_init: float, dtype, seed: int
-) -> DualEncoder:
-    """A DualEncoder whose parameters are shapes only (`jax.ShapeDtypeStruct`), to be filled from a
-    checkpoint or random init without computing values first; its dropout RNG state is real (from
-    seed + 1, one key per Dropout)."""
-
-    def build() -> DualEncoder:
-        rngs = nnx.Rngs(0)
-        for stream in nnx.iter_graph(rngs):
-            if type(stream[1]) is nnx.RngStream:
-                object.__setattr__(stream[1], "__class__", _TracedStream)
-        return DualEncoder(
-            vision, text, projection_dim, logit_scale_init=logit_scale_init, dtype=dtype, rngs=rngs
-        )
-
-    model = nnx.eval_shape(build)
-    for _, node in nnx.iter_graph(model):
-        if type(node) is _TracedStream:
-            object.__setattr__(node, "__class__", nnx.RngStream)  # plain streams, as when built eagerly
-    state = nnx.state(model, nnx.Not(nnx.Param))
-    flat = nnx.to_flat_state(state)
-    # Split as many keys as there are variables, parameters included: the same dropout keys per seed
-    # as when parameters and RNG state were initialised in one pass. Rows go through numpy: iterating
-    # a key array compiles an unstack of every row (a second for a large model).
-    count = len(nnx.to_flat_state(nnx.state(model)))
-    keys = iter(np.asarray(jax.random.key_data(jax.random.split(jax.random.key(seed + 1), count))))
-    for path, variable in flat:
-        kind = type(variable)
-        if issubclass(kind, nnx.RngKey):
-            variable.set_value(jax.random.wrap_key_data(next(keys)))
-        elif issubclass(kind, nnx.RngCount):
-            variable.set_value(jnp.asarray(np.zeros(variable.get_value().shape, np.uint32)))
-        else:  # pragma: no cover - the towers hold no other state
-            raise TypeError(f"unexpected state {'/'.join(map(str, path))} of type {kind.__name__}")
-    nnx.update(model, state)
-    return model
-
-
-class _TracedStream(nnx.RngStream):
-    """An RngStream for building under `nnx.eval_shape`: the same keys, but the counter is replaced
-    instead of updated in place. flax's in-place update compares the traced value's sharding, whose
-    error message walks the whole trace so far: quadratic, 15 s to build ViT-B/32 + BERT-base."""
-
-    def __call__(self) -> jax.Array:
-        count = self.count.get_value()
-        key = jax.random.fold_in(self.key.get_value(), count)
-        self.count.set_value(count + 1)
-        return key
-
-
-def _initial_value(
-    name: str, shape, rng: np.random.Generator, vision: VisionSizes, text: TextSizes, logit_scale_init: float
-):
-    leaf = name.rsplit("/", 1)[-1]
-    if name == "logit_scale":
-        return np.asarray(logit_scale_init, np.float32)
-    if leaf == "bias":
-        return np.zeros(shape, np.float32)
-    if leaf == "scale":
-        return np.ones(shape, np.float32)
-    return (rng.standard_normal(shape, dtype=np.float32) * _init_std(name, vision, text)).astype(np.float32)
-
-
-def _init_std(name: str, vision: VisionSizes, text: TextSizes) -> float:
-    """transformers' initialisation: CLIP's width-aware one for the vision tower and projections
-    (CLIPPreTrainedModel._init_weights, factor 1), BERT's `initializer_range` for the text tower.
-    Width-aware matters for narrow towers: a flat 0.02 at width 128 leaves every image with nearly the
-    same [CLS] output, and training starts from a collapsed embedding."""
-    if name == "visual_projection/kernel":
-        return vision.hidden_size**-0.5
-    if name == "text_projection/kernel":
-        return text.hidden_size**-0.5
-    if name.startswith("text_model/"):
-        return text.initializer_range
-    width, depth = vision.hidden_size, vision.num_hidden_layers
-    in_proj = width**-0.5 * (2 * depth) ** -0.5
-    if name.endswith("class_embedding"):
-        return width**-0.5
-    if "/self_attn/" in name:
-        return width**-0.5 if "/out/" in name else in_proj
-    if "/fc1/" in name:
-        return (2 * width) ** -0.5
-    if "/fc2/" in name:
-        return in_proj
-    return 0.02  # patch and position embeddings: CLIP's initializer_range
-
-
 def _vision_part(model_cfg: ModelConfig, info: BuildInfo) -> _Part:
     tower = model_cfg.vision
     if not tower.pretrained:
         sizes = VisionSizes(**{f.name: getattr(tower, f.name) for f in _shared_fields(VisionSizes, tower)})
         return _Part(sizes, {}, "random init")
-    folder = hf_io.resolve_dir(tower.pretrained)
-    config = hf_io.read_config(folder)
-    model_type = config.get("model_type")
-    source = str(folder / "config.json")
+    checkpoint = hf_io.open_checkpoint(tower.pretrained)
+    model_type, source = checkpoint.model_type, checkpoint.source
     if model_type == "clip":
-        sizes = VisionSizes.from_hf(config.get("vision_config", {}), source)
+        sizes = VisionSizes.from_hf(checkpoint.config.get("vision_config", {}), source)
     elif model_type == "clip_vision_model":
-        sizes = VisionSizes.from_hf(config, source)
+        sizes = VisionSizes.from_hf(checkpoint.config, source)
     else:
         raise ModelError(
             f"{source}: model.vision.pretrained must be a CLIP checkpoint, not model_type {model_type!r}"
         )
-    tensors, left_out = hf_io.canonical_keys(hf_io.read_tensors(folder), model_type, str(folder))
+    tensors, left_out = _used_tensors(checkpoint, model_type)
     info.vision = f"{tower.pretrained} ({model_type})"
     if left_out:
         info.notes.append(
@@ -243,7 +138,7 @@ def _vision_part(model_cfg: ModelConfig, info: BuildInfo) -> _Part:
             )
         info.notes.append(f"positions interpolated from {sizes.image_size} px to {tower.image_size} px")
         sizes = dataclasses.replace(sizes, image_size=tower.image_size)
-    return _Part(sizes, tensors, str(folder))
+    return _Part(sizes, tensors, str(checkpoint.folder))
 
 
 def _text_part(model_cfg: ModelConfig, dropout: float, info: BuildInfo) -> _Part:
@@ -252,15 +147,21 @@ def _text_part(model_cfg: ModelConfig, dropout: float, info: BuildInfo) -> _Part
     if not tower.pretrained:
         values = {f.name: getattr(tower, f.name) for f in _shared_fields(TextSizes, tower)}
         return _Part(TextSizes(**values, **dropouts), {}, "random init")
-    folder = hf_io.resolve_dir(tower.pretrained)
-    source = str(folder / "config.json")
-    sizes = TextSizes.from_hf(hf_io.read_config(folder), source)
-    model_cfg.check_text_length(sizes.max_position_embeddings, source)
-    tensors, left_out = hf_io.canonical_keys(hf_io.read_tensors(folder), "bert", str(folder))
+    checkpoint = hf_io.open_checkpoint(tower.pretrained)
+    sizes = TextSizes.from_hf(checkpoint.config, checkpoint.source)
+    model_cfg.check_text_length(sizes.max_position_embeddings, checkpoint.source)
+    tensors, left_out = _used_tensors(checkpoint, "bert")
     info.text = f"{tower.pretrained} (bert)"
     if left_out:
         info.notes.append(f"{len(left_out)} tensors of {tower.pretrained} not used (task heads, buffers)")
-    return _Part(dataclasses.replace(sizes, **dropouts), tensors, str(folder))
+    return _Part(dataclasses.replace(sizes, **dropouts), tensors, str(checkpoint.folder))
+
+
+def _used_tensors(checkpoint: hf_io.Checkpoint, model_type: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The tensors a tower loads, read now (a CLIPModel's text tower and BERT's heads never are), in
+    the dual encoder's key space; and the names left out."""
+    tensors, left_out = hf_io.canonical_keys(checkpoint.tensors, model_type, str(checkpoint.folder))
+    return {name: tensors[name] for name in tensors}, left_out
 
 
 def _shared_fields(sizes_cls, tower) -> list[dataclasses.Field]:
@@ -274,16 +175,17 @@ def load_dual_encoder(
     text_dropout: float | None = None,
     seed: int = 0,
     read: tuple[str, ...] | None = None,
+    kernels: str | None = None,
 ) -> tuple[DualEncoder, Path]:
     """A whole HF VisionTextDualEncoder (ours or e.g. clip-italian/clip-italian) -> (model, its folder).
 
     Parameters come straight from the checkpoint into an abstract model (no random init to
     overwrite). Every tensor is checked by name and shape; with `read` (e.g. IMAGE_PARTS) only the
     parameters under those prefixes are read, the others stay abstract until `fill_dual_encoder`.
+    `kernels`: as for `build_model`.
     """
-    folder = hf_io.resolve_dir(path_or_id)
-    config = hf_io.read_config(folder)
-    source = str(folder / "config.json")
+    checkpoint = hf_io.open_checkpoint(path_or_id)
+    config, source = checkpoint.config, checkpoint.source
     if config.get("model_type") != "vision-text-dual-encoder":
         raise ModelError(
             f"{source}: model_type {config.get('model_type')!r}, expected 'vision-text-dual-encoder'",
@@ -305,16 +207,22 @@ def load_dual_encoder(
         VisionSizes.from_hf(vision_config, source),
         text,
         int(config.get("projection_dim", 512)),
-        float(config.get("logit_scale_init_value", 2.6592)),
+        float(config.get("logit_scale_init_value", CLIP_LOGIT_SCALE_INIT)),
         dtype,
         seed,
+        kernels,
     )
-    fill_dual_encoder(model, folder, read)
-    return model, folder
+    fill_dual_encoder(model, checkpoint, read)
+    return model, checkpoint.folder
 
 
-def fill_dual_encoder(model: DualEncoder, folder: Path, read: tuple[str, ...] | None = None) -> None:
-    """Read the parameters under `read` (all when None) from the VisionTextDualEncoder in `folder`,
-    checking the whole checkpoint against the model first."""
-    tensors, _ = hf_io.canonical_keys(hf_io.open_tensors(folder), "vision-text-dual-encoder", str(folder))
-    hf_io.fill_params(model, tensors, ("",), str(folder), read=read)
+def fill_dual_encoder(
+    model: DualEncoder, checkpoint: hf_io.Checkpoint | Path, read: tuple[str, ...] | None = None
+) -> None:
+    """Read the parameters under `read` (all when None) from a VisionTextDualEncoder checkpoint (opened,
+    or its folder), checking the whole checkpoint against the model first."""
+    if not isinstance(checkpoint, hf_io.Checkpoint):
+        checkpoint = hf_io.open_checkpoint(checkpoint)
+    folder = str(checkpoint.folder)
+    tensors, _ = hf_io.canonical_keys(checkpoint.tensors, "vision-text-dual-encoder", folder)
+    hf_io.fill_params(model, tensors, ("",), folder, read=read)

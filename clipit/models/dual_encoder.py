@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from clipit.models.bert import Bert
-from clipit.models.layers import dense
+from clipit.models.init import Constant, Normal
+from clipit.models.kernels import check_kernels, kernels_for
+from clipit.models.layers import Linear
 from clipit.models.pixels import normalize_pixels
-from clipit.models.sizes import TextSizes, VisionSizes
+from clipit.models.sizes import CLIP_LOGIT_SCALE_INIT, TextSizes, VisionSizes
 from clipit.models.vit import VisionTransformer
-
-CLIP_LOGIT_SCALE_INIT = 2.6592  # log(1 / 0.07), CLIP's and transformers' default
 
 
 class DualEncoder(nnx.Module):
@@ -41,19 +42,31 @@ class DualEncoder(nnx.Module):
         *,
         logit_scale_init: float = CLIP_LOGIT_SCALE_INIT,
         dtype=jnp.float32,
+        kernels: str | None = None,
         rngs: nnx.Rngs,
     ) -> None:
+        """`kernels`: the setting of clipit.models.kernels (default: the one for `jax.devices()`)."""
         self.projection_dim = projection_dim
         self.dtype = dtype
-        self.vision_model = VisionTransformer(vision, dtype=dtype, rngs=rngs)
-        self.text_model = Bert(text, dtype=dtype, rngs=rngs)
-        self.visual_projection = nnx.Linear(
-            vision.hidden_size, projection_dim, use_bias=False, dtype=dtype, rngs=rngs
-        )
-        self.text_projection = nnx.Linear(
-            text.hidden_size, projection_dim, use_bias=False, dtype=dtype, rngs=rngs
-        )
-        self.logit_scale = nnx.Param(jnp.asarray(logit_scale_init, jnp.float32))  # log of the scale
+        self.kernels = check_kernels(kernels or kernels_for())
+        self.vision_model = VisionTransformer(vision, kernels=self.kernels, dtype=dtype, rngs=rngs)
+        self.text_model = Bert(text, kernels=self.kernels, dtype=dtype, rngs=rngs)
+
+        def projection(width: int) -> Linear:  # CLIP's init: std width**-0.5
+            return Linear(
+                width,
+                projection_dim,
+                kernels=self.kernels,
+                kernel_init=Normal(width**-0.5),
+                use_bias=False,
+                dtype=dtype,
+                rngs=rngs,
+            )
+
+        self.visual_projection = projection(vision.hidden_size)
+        self.text_projection = projection(text.hidden_size)
+        self.logit_scale_init = Constant(logit_scale_init)
+        self.logit_scale = nnx.Param(self.logit_scale_init(None, ()))  # log of the scale
 
     @property
     def vision_sizes(self) -> VisionSizes:
@@ -80,11 +93,11 @@ class DualEncoder(nnx.Module):
 
     def project_image(self, pooled: jax.Array) -> jax.Array:
         """[B, Dv] -> [B, projection_dim], not normalised (HF's `get_image_features`)."""
-        return dense(self.visual_projection, pooled)
+        return self.visual_projection(pooled)
 
     def project_text(self, pooled: jax.Array) -> jax.Array:
         """[B, Dt] -> [B, projection_dim], not normalised (HF's `get_text_features`)."""
-        return dense(self.text_projection, pooled)
+        return self.text_projection(pooled)
 
     def encode_image(self, pixel_values: jax.Array) -> jax.Array:
         """L2-normalised float32 image embeddings [B, projection_dim] (inference)."""
@@ -95,6 +108,9 @@ class DualEncoder(nnx.Module):
         return l2_normalize(self.project_text(self.text_features(input_ids, attention_mask)))
 
 
-def l2_normalize(x: jax.Array) -> jax.Array:
-    x = x.astype(jnp.float32)
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+def l2_normalize(x):
+    """Rows scaled to unit L2 norm, in float32 (all-zero rows stay zero). numpy in, numpy out (no
+    device round trip for vectors already on the host); jax arrays otherwise."""
+    xp = np if isinstance(x, np.ndarray) else jnp
+    x = x.astype(xp.float32)
+    return x / xp.maximum(xp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

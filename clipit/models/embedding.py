@@ -8,39 +8,44 @@ when many rows hit the same address. BERT's token types are the extreme case: ev
 batch adds into row 0 of a 2-row table (24,576 rows into one at batch 256 x 96 tokens). The sums also
 lose precision: a bf16 accumulator stops absorbing small updates once it is large.
 
-Here rows are gathered from the float32 tables, so every gradient sum is float32, and off the CPU:
+Here rows are gathered from the float32 tables, so every gradient sum is float32, and with kernels
+"gpu"/"tpu" (clipit.models.kernels):
 - big tables (words): the backward pass leaves out rows whose gradient is exactly zero (padding
   positions: no query attends to them and the pooler reads [CLS] only), so the [PAD] row is not a
-  thousand-way hot spot; on GPUs it also sorts the rows of each 16 examples by id and sums repeats
+  thousand-way hot spot; with "gpu" it also sorts the rows of each 16 examples by id and sums repeats
   within chunks of 32 first, so [CLS], in every caption, is 16 atomic adds at batch 256, not 256;
 - small tables (token types): one select per row; the backward pass is a masked sum over the tokens
   per row, a reduction with no atomics at all.
-On the CPU, where XLA's scatter is a plain loop with no atomics, autodiff of the float32 gather is
-exact and the fastest (at BERT-base sizes the sort-and-merge would cost about 100 ms a step there, the
-token-type selects 30 ms more than their scatter).
+With kernels="cpu", where XLA's scatter is a plain loop with no atomics, autodiff of the float32
+gather is exact and the fastest (at BERT-base sizes the sort-and-merge would cost about 100 ms a step
+there, the token-type selects 30 ms more than their scatter).
 Positions 0..T-1 are a slice of their table (clipit/models/bert.py): its backward pass is a pad.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
+
+from clipit.models.kernels import check_kernels
 
 SMALL_TABLE_ROWS = 16  # up to here a select per row costs less than a scatter (BERT's types: 2)
 MERGE_CHUNK = 32  # sorted rows per chunk whose repeated ids are summed before the scatter
 MERGE_GROUP = 16  # examples sorted together (a group must fit on one device under data parallelism)
 
 
-def lookup(weights: jax.Array, ids: jax.Array) -> jax.Array:
+def lookup(weights: jax.Array, ids: jax.Array, kernels: str) -> jax.Array:
     """Rows of the float32 table `weights` [V, D] for `ids` ([...] -> [..., D]), indexed as
-    `nnx.Embed` does (`jnp.take`): -1 is the last row, ids past either end give NaN rows."""
-    if jax.default_backend() == "cpu":  # XLA:CPU's scatter is a plain loop: autodiff's is exact and fastest
+    `nnx.Embed` does (`jnp.take`): -1 is the last row, ids past either end give NaN rows. `kernels`:
+    the setting of clipit.models.kernels."""
+    if check_kernels(kernels) == "cpu":  # XLA:CPU's scatter is a plain loop: autodiff's is exact and fastest
         return jnp.take(weights, ids, axis=0)
     if weights.shape[0] <= SMALL_TABLE_ROWS:
         return _select_rows(weights, ids)
-    return _gather_rows(weights, ids)
+    return _gather_rows(weights, ids, kernels == "gpu")  # scatters are atomics on GPUs (TPUs' are not)
 
 
 def _select_rows(weights: jax.Array, ids: jax.Array) -> jax.Array:
@@ -54,22 +59,22 @@ def _select_rows(weights: jax.Array, ids: jax.Array) -> jax.Array:
     return rows
 
 
-@jax.custom_vjp
-def _gather_rows(weights: jax.Array, ids: jax.Array) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _gather_rows(weights: jax.Array, ids: jax.Array, merge: bool) -> jax.Array:
     return jnp.take(weights, ids, axis=0)
 
 
-def _gather_rows_forward(weights, ids):
+def _gather_rows_forward(weights, ids, merge):
     return jnp.take(weights, ids, axis=0), (weights, ids)
 
 
-def _gather_rows_backward(residuals, grad):
+def _gather_rows_backward(merge, residuals, grad):
     weights, ids = residuals
     vocab, width = weights.shape
     targets = jnp.where(ids < 0, ids + vocab, ids)  # -1: the last row, as jnp.take reads it
     targets = jnp.where((targets >= 0) & (targets < vocab), targets, vocab)  # NaN rows: no gradient
     rows = grad.astype(jnp.float32)
-    if jax.default_backend() == "gpu":  # scatters are atomics there (TPUs' are not)
+    if merge:
         targets, rows = _merge_repeats(targets, rows)
     targets, rows = targets.reshape(-1), rows.reshape(-1, width)
     # A zero row adds nothing; sending it out of range makes the scatter skip it (XLA drops

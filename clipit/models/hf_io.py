@@ -1,6 +1,8 @@
 """Hugging Face checkpoints in: find the folder, read the tensors, rename them, fill the model strictly.
 
-A checkpoint is a local folder or a hub id (fetched with huggingface_hub; never any remote code).
+`open_checkpoint(path_or_hub_id)` finds the folder and reads its config.json and the names and shapes
+of its tensors, once; the tensors' values are read when used. A checkpoint is a local folder or a hub
+id (fetched with huggingface_hub; never any remote code).
 Tensors come from safetensors; a `.bin` is read only through `torch.load(weights_only=True)`, and only
 when torch is installed; transformers' Flax `flax_model.msgpack` (data only) is read too. Filling is strict: every tensor of the part being loaded must be used and every
 parameter of that part filled with a tensor of the right shape, or a ModelError lists what is missing,
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +24,36 @@ from flax import nnx
 
 from clipit.errors import ModelError
 from clipit.models import hf_keys
+from clipit.models.hub import is_hub_id
 from clipit.models.lazy_tensors import LazyTensors
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 HUB_FILES = ["*.json", "*.safetensors", "vocab.txt", "*.model", "merges.txt"]
 IGNORED_BUFFERS = ("position_ids",)  # non-persistent buffers older transformers saved with the weights
 LISTED = 6  # how many names an error message shows per category
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An HF checkpoint folder: its config.json and its tensors by name (safetensors read on access)."""
+
+    folder: Path
+    config: dict[str, Any]
+    tensors: Mapping[str, np.ndarray]
+
+    @property
+    def source(self) -> str:
+        """What error messages name: the folder's config.json."""
+        return str(self.folder / "config.json")
+
+    @property
+    def model_type(self) -> str | None:
+        return self.config.get("model_type")
+
+
+def open_checkpoint(name: str | Path) -> Checkpoint:
+    """A local checkpoint folder or a hub id (downloaded into the huggingface_hub cache), opened."""
+    folder = resolve_dir(name)
+    return Checkpoint(folder, read_config(folder), open_tensors(folder))
 
 
 def resolve_dir(name: str | Path) -> Path:
@@ -38,7 +65,7 @@ def resolve_dir(name: str | Path) -> Path:
         raise ModelError(
             f"{name}: is a file, not a checkpoint folder", hint="pass the folder holding config.json"
         )
-    if not HUB_ID.match(str(name)) or str(name).startswith((".", "/", "~")):
+    if not is_hub_id(name):
         raise ModelError(f"{name}: no such folder", hint="pass an existing checkpoint folder or a hub id")
     return _download(str(name))
 

@@ -1,45 +1,126 @@
-"""The towers' dense layers and LayerNorms, with backward passes that run fast on XLA:CPU.
+"""The towers' building blocks: `Linear` and `LayerNorm` modules, and the activations.
 
-Same maths everywhere; on GPU/TPU (and for LayerNorm/activations outside float32) these are the plain
-`nnx` calls. On CPU three custom VJPs (measured in docs/benchmarks.md, "Towers"):
+Both are flax's `nnx.Linear` / `nnx.LayerNorm` (same parameters, same names, same maths) with two
+additions: the module names its initialisers (clipit.models.init), and it takes the kernel setting
+(clipit.models.kernels) when it is built. With kernels="cpu" three custom VJPs make the backward pass
+faster on XLA:CPU (measured in docs/benchmarks.md, "Towers"); elsewhere these are the plain calls.
 
-- `dense` / `matmul`: the backward pass of `x @ W` needs dx = dy @ W.T and dW = x.T @ dy. Autodiff's dW
-  contracts the row axis of x, a dot that XLA:CPU hands to Eigen instead of its faster YNNPACK GEMMs
-  (about 1.7x slower than the forward GEMM of the same size). The custom VJP transposes the narrower
-  of x and dy first (one copy; an optimization barrier keeps XLA from folding the transpose back into
-  the dot) and runs dW as a plain row-major GEMM.
-- `dense_activation`: bias add + activation as one op that keeps only the GEMM output and recomputes
-  the activation in the backward pass (one [N, out] array less to write and read back).
-- `layer_norm`: the two row sums of LayerNorm's input gradient as matrix-vector products with the
+- `Linear` / `matmul`: the backward pass of `x @ W` needs dx = dy @ W.T and dW = x.T @ dy. Autodiff's
+  dW contracts the row axis of x, a dot that XLA:CPU hands to Eigen instead of its faster YNNPACK
+  GEMMs (about 1.7x slower than the forward GEMM of the same size). The custom VJP transposes the
+  narrower of x and dy first (one copy; an optimization barrier keeps XLA from folding the transpose
+  back into the dot) and runs dW as a plain row-major GEMM. Inputs of any rank are flattened to
+  [N, in] first: XLA:CPU runs [B, T, D] @ W about 40% slower than the same 2-d GEMM.
+- `Linear(activation=...)`: bias add + activation as one op that keeps only the GEMM output and
+  recomputes the activation in the backward pass (one [N, out] array less to write and read back).
+- `LayerNorm`: the two row sums of LayerNorm's input gradient as matrix-vector products with the
   scale; XLA:CPU otherwise materialises the scale broadcast to the activation's shape each time.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-
-def dense(layer: nnx.Linear, x: jax.Array) -> jax.Array:
-    """`layer(x)` for 2-d x ([N, in] -> [N, out]), in the layer's compute dtype."""
-    dtype = layer.dtype or x.dtype
-    y = matmul(x.astype(dtype), layer.kernel[...].astype(dtype))
-    if layer.bias is not None:
-        y = y + layer.bias[...].astype(dtype)
-    return y
+from clipit.models.init import ONES, ZEROS, Normal
+from clipit.models.kernels import check_kernels
 
 
-def dense_activation(layer: nnx.Linear, x: jax.Array, activation) -> jax.Array:
-    """`activation(layer(x))` for 2-d x. Autodiff would keep the activation's intermediates (e.g.
-    quick_gelu's sigmoid) as a second [N, out] array and read it back twice; on CPU, where these
-    elementwise passes are memory-bound, the backward pass recomputes them from the GEMM output."""
-    dtype = layer.dtype or x.dtype
-    if jax.default_backend() != "cpu" or dtype != jnp.float32 or layer.bias is None:
-        return activation(dense(layer, x))
-    return _bias_activation(matmul(x.astype(dtype), layer.kernel[...]), layer.bias[...], activation)
+def quick_gelu(x: jax.Array) -> jax.Array:
+    """CLIP's activation."""
+    return x * jax.nn.sigmoid(1.702 * x)
+
+
+def exact_gelu(x: jax.Array) -> jax.Array:
+    """BERT's gelu in PyTorch's form, x/2 * (1 + erf(x/sqrt 2)). jax.nn.gelu(approximate=False)
+    goes through erfc, which XLA:CPU evaluates as two polynomials, selects and divisions:
+    about 2.5x the cost of erf's single polynomial, for no accuracy that fp32 parity needs."""
+    return 0.5 * x * (1.0 + jax.lax.erf(x * jnp.asarray(0.7071067811865476, x.dtype)))
+
+
+# HF config names (`hidden_act`) -> functions; modules keep the name (a hashable static attribute).
+ACTIVATIONS = {"quick_gelu": quick_gelu, "gelu": exact_gelu}
+
+
+class Linear(nnx.Linear):
+    """`activation(x @ kernel + bias)` over the last axis of x, computed in `dtype`."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        kernels: str,
+        kernel_init: Normal,
+        use_bias: bool = True,
+        activation: str | None = None,
+        dtype=None,
+        rngs: nnx.Rngs,
+    ) -> None:
+        super().__init__(
+            in_features,
+            out_features,
+            use_bias=use_bias,
+            dtype=dtype,
+            kernel_init=kernel_init,
+            bias_init=ZEROS,
+            rngs=rngs,
+        )
+        self.kernel_init, self.bias_init = kernel_init, ZEROS
+        self.kernels = check_kernels(kernels)
+        self.activation = activation
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dtype = self.dtype or x.dtype
+        flat = x.reshape(-1, x.shape[-1]).astype(dtype)
+        if self.activation is not None and self.kernels == "cpu" and dtype == jnp.float32 and self.use_bias:
+            y = _bias_activation(
+                _cpu_matmul(flat, self.kernel[...]), self.bias[...], ACTIVATIONS[self.activation]
+            )
+        else:
+            y = matmul(flat, self.kernel[...].astype(dtype), self.kernels)
+            if self.use_bias:
+                y = y + self.bias[...].astype(dtype)
+            if self.activation is not None:
+                y = ACTIVATIONS[self.activation](y)
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def fused_linear(layers: Sequence[Linear], x: jax.Array) -> list[jax.Array]:
+    """`[layer(x) for layer in layers]` (same width in, no activations) as one GEMM over the
+    concatenated kernels: one [D, 3D] GEMM uses the matmul units better than three [D, D] ones."""
+    first = layers[0]
+    dtype = first.dtype or x.dtype
+    kernel = jnp.concatenate([layer.kernel[...] for layer in layers], axis=1).astype(dtype)
+    bias = jnp.concatenate([layer.bias[...] for layer in layers]).astype(dtype)
+    y = matmul(x.reshape(-1, x.shape[-1]).astype(dtype), kernel, first.kernels) + bias
+    y = y.reshape(*x.shape[:-1], y.shape[-1])
+    return jnp.split(y, len(layers), axis=-1)
+
+
+class LayerNorm(nnx.LayerNorm):
+    """LayerNorm over the last axis (unit scale, zero bias at init)."""
+
+    def __init__(self, width: int, *, epsilon: float, kernels: str, dtype=None, rngs: nnx.Rngs) -> None:
+        super().__init__(width, epsilon=epsilon, dtype=dtype, scale_init=ONES, bias_init=ZEROS, rngs=rngs)
+        self.scale_init, self.bias_init = ONES, ZEROS
+        self.kernels = check_kernels(kernels)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.kernels != "cpu" or (self.dtype or x.dtype) != jnp.float32:
+            return super().__call__(x)
+        flat = x.astype(jnp.float32).reshape(-1, x.shape[-1])
+        y = _cpu_layer_norm(flat, self.scale[...], self.bias[...], self.epsilon)
+        return y.reshape(x.shape)
+
+
+def matmul(x: jax.Array, kernel: jax.Array, kernels: str) -> jax.Array:
+    """x [N, K] @ kernel [K, M]; with kernels="cpu", the CPU-friendly weight gradient described above."""
+    return _cpu_matmul(x, kernel) if kernels == "cpu" else x @ kernel
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -58,13 +139,6 @@ def _bias_activation_backward(activation, residuals, grad):
 
 
 _bias_activation.defvjp(_bias_activation_forward, _bias_activation_backward)
-
-
-def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """x [N, K] @ kernel [K, M], with the CPU-friendly weight gradient described above."""
-    if jax.default_backend() == "cpu":
-        return _cpu_matmul(x, kernel)
-    return x @ kernel
 
 
 @jax.custom_vjp
@@ -92,16 +166,6 @@ def _materialized(x: jax.Array) -> jax.Array:
 
 
 _cpu_matmul.defvjp(_cpu_matmul_forward, _cpu_matmul_backward)
-
-
-def layer_norm(layer: nnx.LayerNorm, x: jax.Array) -> jax.Array:
-    """`layer(x)` over the last axis, with a cheaper backward pass on CPU in float32."""
-    plain = layer.scale is None or layer.bias is None or (layer.dtype or x.dtype) != jnp.float32
-    if plain or jax.default_backend() != "cpu":
-        return layer(x)
-    flat = x.astype(jnp.float32).reshape(-1, x.shape[-1])
-    y = _cpu_layer_norm(flat, layer.scale[...], layer.bias[...], layer.epsilon)
-    return y.reshape(x.shape)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))

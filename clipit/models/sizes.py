@@ -2,11 +2,13 @@
 
 Field names are Hugging Face's (CLIPVisionConfig, BertConfig) so a tiny random tower, a `[model]` config
 section and a published checkpoint describe the same thing in the same words. The dataclasses are frozen
-(hashable): the model modules keep them as static metadata.
+(hashable): the model modules keep them as static metadata. Their defaults (ViT-B/32 and BERT-base)
+are the `[model]` config section's defaults too.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -14,6 +16,9 @@ from clipit.errors import ModelError
 
 VISION_ACTIVATIONS = ("quick_gelu", "gelu")  # CLIP uses quick_gelu; some fine-tunes use exact gelu
 TEXT_ACTIVATIONS = ("gelu",)  # BERT: exact (erf) gelu
+# The initial log of the logit scale: CLIP's log(1 / 0.07) (transformers' `logit_scale_init_value`
+# default, 2.6592, is this rounded).
+CLIP_LOGIT_SCALE_INIT = math.log(1 / 0.07)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ The forward parity tests do not cover the backward pass, and on CPU the dense la
 activations take custom VJPs (clipit/models/layers.py): every parameter's gradient must equal what
 PyTorch's autograd computes for `VisionTextDualEncoderModel(..., return_loss=True)` on the same
 weights and batch. The GPU/TPU code paths (plain dense layers, `jax.nn.dot_product_attention`, the
-embedding lookups of clipit/models/embedding.py) are checked the same way, traced here with
-`jax.default_backend` reporting "gpu".
+embedding lookups of clipit/models/embedding.py) are checked the same way: a model built with
+kernels="gpu" runs them here.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from transformers import VisionTextDualEncoderModel
 from clipit.models import load_dual_encoder
 from clipit.models.hf_io import canonical_keys
 from clipit.models.hf_keys import hf_key, to_hf
-from clipit.models.layers import dense, dense_activation, layer_norm, matmul
-from clipit.models.vit import exact_gelu, quick_gelu
+from clipit.models.init import Normal
+from clipit.models.layers import LayerNorm, Linear, exact_gelu, matmul, quick_gelu
 from tests.models.conftest import to_torch_image, tokens
 from tests.support import tiny_hf
 
@@ -38,10 +38,10 @@ def clip_loss(model, pixels, ids, mask):
     return (per_text.mean() + per_image.mean()) / 2
 
 
-@pytest.mark.parametrize("backend", ["cpu", "gpu"])  # "gpu": the GPU/TPU code paths, traced and run here
-def test_clip_loss_gradients_match_pytorch(checkpoints, backend, monkeypatch):
-    model, folder = load_dual_encoder(checkpoints["dual"])
-    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+@pytest.mark.parametrize("kernels", ["cpu", "gpu"])  # "gpu": the GPU/TPU code paths, run here
+def test_clip_loss_gradients_match_pytorch(checkpoints, kernels):
+    model, folder = load_dual_encoder(checkpoints["dual"], kernels=kernels)
+    assert model.kernels == kernels
     batch = tokens(folder)
     size = tiny_hf.IMAGE_SIZE
     pixels = np.random.default_rng(1).standard_normal((3, size, size, 3)).astype(np.float32)
@@ -88,26 +88,30 @@ def test_cpu_matmul_gradient_equals_plain_matmul_gradient():
     def vjp(fn):
         return jax.vjp(fn, x, w)[1](cotangent)
 
-    ours, plain = jax.jit(lambda: vjp(matmul))(), jax.jit(lambda: vjp(jnp.matmul))()
+    ours = jax.jit(lambda: vjp(lambda x, w: matmul(x, w, "cpu")))()
+    plain = jax.jit(lambda: vjp(jnp.matmul))()
     for a, b in zip(ours, plain, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
-    layer = nnx.Linear(5, 3, rngs=nnx.Rngs(0))
-    np.testing.assert_allclose(dense(layer, x), layer(x), rtol=1e-6, atol=1e-6)
-    half = nnx.Linear(5, 3, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
-    assert dense(half, x).dtype == jnp.bfloat16
+    def linear(kernels: str, dtype=None) -> Linear:
+        return Linear(5, 3, kernels=kernels, kernel_init=Normal(0.5), dtype=dtype, rngs=nnx.Rngs(0))
+
+    layer = linear("cpu")
+    np.testing.assert_allclose(layer(x), nnx.Linear.__call__(layer, x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(layer(x), linear("gpu")(x), rtol=1e-6, atol=1e-6)
+    assert linear("cpu", jnp.bfloat16)(x).dtype == jnp.bfloat16
+    batched = jnp.stack([x, 2 * x])  # [2, 7, 5]: any leading axes, flattened for the GEMM
+    np.testing.assert_allclose(layer(batched), nnx.Linear.__call__(layer, batched), rtol=1e-6, atol=1e-6)
 
 
 def test_cpu_layer_norm_and_activation_match_autodiff_of_plain_code():
-    """The CPU custom VJPs against jax's autodiff of the plain modules, values and every gradient."""
+    """The CPU custom VJPs against jax's autodiff of flax's own modules, values and every gradient."""
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.standard_normal((2, 7, 12), dtype=np.float32) * 3 + 1)
     cotangent = jnp.asarray(rng.standard_normal((2, 7, 12), dtype=np.float32))
-    norm = nnx.LayerNorm(12, epsilon=1e-5, rngs=nnx.Rngs(0))
+    norm = LayerNorm(12, epsilon=1e-5, kernels="cpu", rngs=nnx.Rngs(0))
     norm.scale[...] = jnp.asarray(rng.standard_normal(12, dtype=np.float32))
     norm.bias[...] = jnp.asarray(rng.standard_normal(12, dtype=np.float32))
-    linear = nnx.Linear(12, 9, rngs=nnx.Rngs(1))
-    linear.bias[...] = jnp.asarray(rng.standard_normal(9, dtype=np.float32))
 
     def check(ours, plain, module, x, cotangent):
         graphdef, params = nnx.split(module)
@@ -124,12 +128,14 @@ def test_cpu_layer_norm_and_activation_match_autodiff_of_plain_code():
         for a, b in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
-    check(layer_norm, lambda module, x: module(x), norm, x, cotangent)
+    check(lambda module, x: module(x), nnx.LayerNorm.__call__, norm, x, cotangent)
     flat, flat_cotangent = x.reshape(14, 12), jnp.asarray(rng.standard_normal((14, 9), dtype=np.float32))
-    for activation in (quick_gelu, exact_gelu):
+    for name, activation in (("quick_gelu", quick_gelu), ("gelu", exact_gelu)):
+        linear = Linear(12, 9, kernels="cpu", kernel_init=Normal(0.3), activation=name, rngs=nnx.Rngs(1))
+        linear.bias[...] = jnp.asarray(rng.standard_normal(9, dtype=np.float32))
         check(
-            lambda module, x, act=activation: dense_activation(module, x, act),
-            lambda module, x, act=activation: act(module(x)),
+            lambda module, x: module(x),
+            lambda module, x, act=activation: act(nnx.Linear.__call__(module, x)),
             linear,
             flat,
             flat_cotangent,

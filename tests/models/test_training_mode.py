@@ -64,8 +64,22 @@ def test_every_parameter_gets_a_gradient(checkpoints, pixels):
 def test_fused_and_explicit_attention_agree():
     """GPUs take jax.nn.dot_product_attention, CPUs the explicit path: same maths, padding included."""
     from clipit.models.attention import SelfAttention
+    from clipit.models.init import Normal
 
-    attention = SelfAttention(16, 4, dropout=0.0, dtype=jnp.float32, rngs=nnx.Rngs(0))
+    def attention_for(kernels: str) -> SelfAttention:
+        init = Normal(0.3)
+        return SelfAttention(
+            16,
+            4,
+            dropout=0.0,
+            kernels=kernels,
+            qkv_init=init,
+            out_init=init,
+            dtype=jnp.float32,
+            rngs=nnx.Rngs(0),
+        )
+
+    attention = attention_for("cpu")
     rng = np.random.default_rng(0)
     q, k, v = (jnp.asarray(rng.standard_normal((2, 5, 4, 4), dtype=np.float32)) for _ in range(3))
     mask = jnp.asarray([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)[:, None, None, :]
@@ -79,3 +93,5 @@ def test_fused_and_explicit_attention_agree():
     x = jnp.asarray(rng.standard_normal((2, 5, 16), dtype=np.float32))
     full = attention(x, mask, deterministic=True)
     np.testing.assert_allclose(attention(x, mask, deterministic=True, queries=1), full[:, :1], atol=1e-6)
+    # the same module built for GPUs (fused attention, plain dense layers): the same outputs
+    np.testing.assert_allclose(attention_for("gpu")(x, mask, deterministic=True), full, atol=1e-6)
