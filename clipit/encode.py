@@ -252,7 +252,9 @@ def open_model(spec: str | Path, *, dtype: str = "float32", compilation_cache: b
     read on its first encode. `compilation_cache` keeps compiled code under the user cache folder."""
     if compilation_cache:
         enable_compilation_cache()
-    compute_dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(dtype)
+    from clipit.models.build import DTYPES
+
+    compute_dtype = DTYPES.get(dtype)
     if compute_dtype is None:
         raise ModelError(f"unknown dtype {dtype!r}", "use float32 or bfloat16")
     path = Path(spec).expanduser()
@@ -318,7 +320,12 @@ def _with_compute_dtype(model: nnx.Module, dtype) -> nnx.Module:
         raise ModelError("bfloat16 needs a DualEncoder model", "use --dtype float32")
     twin = nnx.eval_shape(
         lambda: DualEncoder(
-            model.vision_sizes, model.text_sizes, model.projection_dim, dtype=dtype, rngs=nnx.Rngs(0)
+            model.vision_sizes,
+            model.text_sizes,
+            model.projection_dim,
+            dtype=dtype,
+            kernels=model.kernels,
+            rngs=nnx.Rngs(0),
         )
     )
     nnx.update(twin, nnx.state(model))

@@ -24,6 +24,7 @@ from clipit.data.shard_format import count_rows
 from clipit.errors import ConfigError, DataError
 from clipit.models.build import build_model
 from clipit.models.export import export_hf
+from clipit.models.kernels import kernels_for
 from clipit.runs import checkpoints as ckpt
 from clipit.runs.layout import export_dir, has_checkpoints
 from clipit.runs.model_card import render_card
@@ -90,7 +91,7 @@ def train_and_evaluate(
             f"{run_dir} already holds checkpoints of a run",
             "pass --resume to continue it, or choose another --out",
         )
-    model, build_info = build_model(config.model, seed=train.seed)
+    model, build_info = build_model(config.model, seed=train.seed, kernels=kernels_for(mesh.devices.flat))
     tokenizer, tokenizer_path = load_run_tokenizer(config, build_info.tokenizer, model.text_sizes.vocab_size)
     if train.fixed_logit_scale is not None:  # the export then carries the scale that was used
         model.logit_scale.set_value(jnp.asarray(math.log(train.fixed_logit_scale), jnp.float32))
