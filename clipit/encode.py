@@ -45,6 +45,7 @@ from PIL import Image
 from clipit.compile_cache import enable_compilation_cache
 from clipit.console import progress, warn
 from clipit.errors import ClipitError, ModelError
+from clipit.models.normalize import l2_normalize
 from clipit.runs.layout import CHECKPOINTS_DIR, export_dir, is_run_dir
 
 MAX_FAILURES_SHOWN = 20  # warnings past this are summarised in one line
@@ -189,7 +190,7 @@ class Encoder:
         rows = len(inputs[0]) if isinstance(inputs, tuple) else len(inputs)
         padded = jax.tree.map(lambda a: _pad_rows(a, batch), inputs)
         vectors = np.asarray(encode(padded), dtype=np.float32)[:rows]
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return l2_normalize(vectors)
 
 
 def _stand_in(leaf):

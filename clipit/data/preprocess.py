@@ -43,9 +43,8 @@ import simplejpeg
 from PIL import Image, ImageOps
 
 from clipit.errors import DataError
+from clipit.models.pixels import CLIP_MEAN, CLIP_STD  # the model's input statistics, defined once
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
 
 _JPEG_MAGIC = b"\xff\xd8\xff"

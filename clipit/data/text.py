@@ -7,7 +7,6 @@ truncates and hashes captions the same way.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from clipit.errors import ModelError
+from clipit.models.hub import is_hub_id
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -48,7 +47,7 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
             raise ModelError(f"{path}: cannot load the tokenizer ({_first_line(exc)})") from None
     if path.exists():
         raise ModelError(f"{path}: is a file; a tokenizer is a folder (or a hub id)")
-    if not _HUB_ID.match(text) or text.startswith((".", "~")):
+    if not is_hub_id(text):
         raise ModelError(
             f"tokenizer folder {text} does not exist", "check the path, or give a hub id like org/name"
         )

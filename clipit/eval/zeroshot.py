@@ -15,6 +15,7 @@ from clipit.eval import classnames as names
 from clipit.eval.metrics import zero_shot_metrics
 from clipit.eval.report import ZERO_SHOT_TASK, EvalResult
 from clipit.eval.tasks import Task, imagenet_task
+from clipit.models.normalize import l2_normalize
 
 
 def build_classifier(encoder, classnames: list[str], templates: list[str], *, batch_size: int) -> np.ndarray:
@@ -22,9 +23,7 @@ def build_classifier(encoder, classnames: list[str], templates: list[str], *, ba
     texts = [names.fill(template, name) for name in classnames for template in templates]
     vectors = encoder.encode_texts(texts, batch_size=batch_size, description="class prompts")
     vectors = vectors.reshape(len(classnames), len(templates), -1)
-    vectors = vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
-    mean = vectors.mean(axis=1)
-    return mean / np.linalg.norm(mean, axis=-1, keepdims=True)
+    return l2_normalize(l2_normalize(vectors).mean(axis=1))
 
 
 def evaluate(encoder, tasks: list[Task], *, dataset: str, model_name: str, batch_size: int) -> EvalResult:

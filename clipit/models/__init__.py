@@ -13,7 +13,7 @@ _EXPORTS = {
     "build_model": "clipit.models.build",
     "load_dual_encoder": "clipit.models.build",
     "DualEncoder": "clipit.models.dual_encoder",
-    "l2_normalize": "clipit.models.dual_encoder",
+    "l2_normalize": "clipit.models.normalize",
     "export_hf": "clipit.models.export",
     "kernels_for": "clipit.models.kernels",
     "TextSizes": "clipit.models.sizes",

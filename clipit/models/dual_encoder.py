@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from clipit.models.bert import Bert
 from clipit.models.init import Constant, Normal
 from clipit.models.kernels import check_kernels, kernels_for
 from clipit.models.layers import Linear
+from clipit.models.normalize import l2_normalize
 from clipit.models.pixels import normalize_pixels
 from clipit.models.sizes import CLIP_LOGIT_SCALE_INIT, TextSizes, VisionSizes
 from clipit.models.vit import VisionTransformer
@@ -106,11 +106,3 @@ class DualEncoder(nnx.Module):
     def encode_text(self, input_ids: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:
         """L2-normalised float32 text embeddings [B, projection_dim] (inference)."""
         return l2_normalize(self.project_text(self.text_features(input_ids, attention_mask)))
-
-
-def l2_normalize(x):
-    """Rows scaled to unit L2 norm, in float32 (all-zero rows stay zero). numpy in, numpy out (no
-    device round trip for vectors already on the host); jax arrays otherwise."""
-    xp = np if isinstance(x, np.ndarray) else jnp
-    x = x.astype(xp.float32)
-    return x / xp.maximum(xp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -11,12 +11,16 @@ give the same values: (float32(x) - mean*255) * (1 / (std*255)).
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-# CLIP's image processor statistics; the same as clipit.data.preprocess and the export's
-# preprocessor_config.json (a test checks that the three agree).
+if TYPE_CHECKING:
+    import jax
+
+# CLIP's image processor statistics: the one definition, used by clipit.data.preprocess and written
+# to the export's preprocessor_config.json. This module loads jax only when it normalises, so the data
+# layer can import these without it.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -26,6 +30,8 @@ _INV_STD_255 = 1.0 / (np.array(CLIP_STD, np.float32) * 255)
 
 def normalize_pixels(pixels: jax.Array) -> jax.Array:
     """NHWC uint8 RGB -> CLIP-normalised float32; float input (already normalised) is returned as is."""
+    import jax.numpy as jnp
+
     if jnp.issubdtype(pixels.dtype, jnp.floating):
         return pixels
     if pixels.dtype != jnp.uint8:

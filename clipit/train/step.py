@@ -19,6 +19,7 @@ import optax
 from jax.sharding import Mesh
 
 from clipit.config.train import TrainConfig
+from clipit.models.normalize import l2_normalize
 from clipit.train import gradcache, losses
 from clipit.train.mesh import replicated
 from clipit.train.model_state import ModelParts, Params
@@ -33,11 +34,6 @@ def init_loss_params(train: TrainConfig) -> Params:
     return {"logit_bias": jnp.asarray(SIGLIP_BIAS_INIT, jnp.float32)} if train.loss == "siglip" else {}
 
 
-def _normalize(x: jax.Array) -> jax.Array:
-    x = x.astype(jnp.float32)
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def embed_batch(model, batch: dict, *, train_vision: bool, train_text: bool) -> tuple[jax.Array, jax.Array]:
     """L2-normalised embeddings; a batch holding `image_pooled`/`text_pooled` skips the towers (cache)."""
     if "image_pooled" in batch:
@@ -47,7 +43,7 @@ def embed_batch(model, batch: dict, *, train_vision: bool, train_text: bool) -> 
         text_pooled = model.text_features(
             batch["input_ids"], batch["attention_mask"], deterministic=not train_text
         )
-    return _normalize(model.project_image(image_pooled)), _normalize(model.project_text(text_pooled))
+    return l2_normalize(model.project_image(image_pooled)), l2_normalize(model.project_text(text_pooled))
 
 
 def contrastive_loss(train: TrainConfig, image, text, log_scale, loss_params, caption_id):
