@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from clipit.models.embedding import lookup
+from clipit.models.kernels import KERNELS, kernels_for
 
 
 def caption_batch(batch: int, length: int, vocab: int, seed: int = 0):
@@ -43,7 +44,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--kernels", choices=KERNELS, help="kernel setting (default: the devices')")
     args = parser.parse_args()
+    kernels = args.kernels or kernels_for()
     dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
 
     ids, mask = caption_batch(args.batch, args.length, args.vocab)
@@ -67,7 +70,9 @@ def main() -> None:
 
     def ours(tables, ids, types):
         word, position, token_type = tables
-        return (lookup(word, ids) + position[: ids.shape[1]] + lookup(token_type, types)).astype(dtype)
+        return (
+            lookup(word, ids, kernels) + position[: ids.shape[1]] + lookup(token_type, types, kernels)
+        ).astype(dtype)
 
     steps = {}
     for name, embed in (("nnx.Embed", reference), ("clipit", ours)):

@@ -22,13 +22,14 @@ from towers import CONFIGS, tokenizer_folder
 import clipit.encode as encode
 from clipit.data.text import load_tokenizer
 from clipit.models.build import create_model
+from clipit.models.sizes import CLIP_LOGIT_SCALE_INIT
 
 MAX_TOKENS = 64
 
 
 def main() -> None:
     vision, text, _, projection_dim = CONFIGS["small"]
-    model = create_model(vision, text, projection_dim, 2.6592, jnp.float32, seed=0)
+    model = create_model(vision, text, projection_dim, CLIP_LOGIT_SCALE_INIT, jnp.float32, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = load_tokenizer(tokenizer_folder(text.vocab_size, tmp))
     rng = np.random.default_rng(0)

@@ -32,7 +32,7 @@ from flax import nnx
 
 from clipit.models.build import create_model
 from clipit.models.export import export_hf
-from clipit.models.sizes import TextSizes, VisionSizes
+from clipit.models.sizes import CLIP_LOGIT_SCALE_INIT, TextSizes, VisionSizes
 
 CONFIGS = {
     # small enough for a 2-core CPU, big enough that matmuls (not dispatch) dominate
@@ -75,7 +75,7 @@ def model_and_batch(config: str, dtype_name: str, batch: int, dropout: float = 0
         **{**text.__dict__, "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     )
     dtype = jnp.bfloat16 if dtype_name == "bfloat16" else jnp.float32
-    model = create_model(vision, text, projection_dim, 2.6592, dtype, seed=0)
+    model = create_model(vision, text, projection_dim, CLIP_LOGIT_SCALE_INIT, dtype, seed=0)
     rng = np.random.default_rng(0)
     pixels = rng.standard_normal((batch, vision.image_size, vision.image_size, 3), dtype=np.float32)
     ids = rng.integers(5, text.vocab_size, (batch, length)).astype(np.int32)
