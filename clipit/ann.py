@@ -32,6 +32,9 @@ from clipit import atomic
 from clipit.console import info, warn
 
 INDEX_FILE = "ann/img_emb.usearch"
+# Each metadata parquet's schema metadata key for the digest of the files its shard embedded (written
+# by clipit.embed_index); the index's fingerprint is made of these digests.
+DIGEST_KEY = b"clipit.files_sha256"
 DEFAULT_THRESHOLD = 50_000
 # HNSW parameters: 16 links per node and a 128-wide beam while building give recall@10 >= 0.95 on
 # clustered CLIP-like vectors (tests/test_ann.py, benchmarks/ann.py); the search beam widens with k.
@@ -44,8 +47,6 @@ def fingerprint(folder: Path) -> str:
     """What an index built from the finished shards must still match: each shard's digest of the files it
     embedded (what a re-embed changes), its row count and its vector file's size. No modification times,
     so a copied folder keeps its index."""
-    from clipit.embed_index import DIGEST_KEY  # here: embed_index imports this module
-
     folder = Path(folder)
     entries = []
     for metadata in sorted((folder / "metadata").glob("metadata_*.parquet")):

@@ -48,7 +48,7 @@ IDENTITY = (
     "shard_size",
     "dim",
 )  # what a resumed run must match
-DIGEST_KEY = b"clipit.files_sha256"
+DIGEST_KEY = ann.DIGEST_KEY  # the per-shard digest of the embedded files, beside the fingerprint reading it
 # Characters that end a line for str.splitlines (and, for \r, for text-mode reading): in a one-name-per-line
 # file a name holding one would shift every later row.
 LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")

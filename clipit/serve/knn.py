@@ -19,7 +19,7 @@ import numpy as np
 from fastapi import Body, FastAPI, Request
 
 from clipit.errors import DataError
-from clipit.serve.app import IMAGE_ROUTE, MAX_K, Served
+from clipit.serve.served import IMAGE_ROUTE, MAX_K, Served
 
 INDEX_NAME = "clipit"
 

@@ -190,7 +190,7 @@ def test_tokenizer_covers_every_caption_class_name_and_template(synthetic_source
         templates = json.loads((folder / "templates.json").read_text())["synthetic"]
         texts += [t.replace("{c}", c) for t in templates for c in names]
     # every word the grammar can produce, in every form, tokenises to itself: one token, never [UNK]
-    for word in sorted(grammar.all_words()):
+    for word in sorted(paraphrase.all_words()):
         assert tokenizer.tokenize(word) == [word]
     assert any("c'è" in t for t in texts) and any("di colore" in t for t in texts)
     for text in texts:

@@ -165,8 +165,9 @@ def mirror(relation: str | None) -> str | None:
     return RELATIONS[relation][2] if relation else None
 
 
-def all_words() -> set[str]:
-    """Every word any caption, class name or template of the synthetic set can contain (lowercase)."""
+def grammar_words() -> set[str]:
+    """Every word the grammar's captions, class names and templates can contain (lowercase); with the
+    paraphrases' own words: clipit.data.synthetic.paraphrase.all_words."""
     words: set[str] = {"e", "su", "sfondo"}
     for noun in SHAPES.values():
         words |= {noun.singular, noun.plural}
@@ -176,7 +177,4 @@ def all_words() -> set[str]:
     words |= {"un", "uno", "una"} | {it for it, _ in NUMBERS.values()}
     for phrase, _, _ in RELATIONS.values():
         words |= set(phrase.split())
-    # imported here: the paraphrases are built from this module's phrases
-    from clipit.data.synthetic import paraphrase
-
-    return words | paraphrase.words()
+    return words

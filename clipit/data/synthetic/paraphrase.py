@@ -67,6 +67,11 @@ def words() -> set[str]:
     return found
 
 
+def all_words() -> set[str]:
+    """Every word any caption, class name or template of the synthetic set can contain (lowercase)."""
+    return grammar.grammar_words() | words()
+
+
 def token_count(text: str) -> int:
     """Tokens of `text` for the synthetic tokenizer: every word is one token, punctuation splits off."""
     return len(_pretokens(text))

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from clipit import atomic
-from clipit.data.synthetic.grammar import all_words
+from clipit.data.synthetic.paraphrase import all_words
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _PIECES = string.ascii_lowercase + string.digits + "àèéìòù"
