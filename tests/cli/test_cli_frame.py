@@ -19,14 +19,6 @@ def invoke(*args: str):
     return runner.invoke(app, list(args))
 
 
-def test_help_lists_commands_and_examples():
-    result = invoke("--help")
-    assert result.exit_code == 0
-    assert "config" in result.output and "init" in result.output
-    shown = invoke("config", "show", "--help")
-    assert shown.exit_code == 0 and "Examples" in shown.output
-
-
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.startswith("clipit ")
