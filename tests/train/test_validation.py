@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
+from clipit.models.build import build_model
 from clipit.runs.metrics import read_metrics
 from clipit.train.loop import train_and_evaluate
-from clipit.train.validation import image_ids, validation_batch_size
+from clipit.train.mesh import data_mesh, put_replicated
+from clipit.train.model_state import split_model
+from clipit.train.run_tokenizer import load_run_tokenizer
+from clipit.train.state import TrainState
+from clipit.train.step import init_loss_params, make_eval_step
+from clipit.train.validation import Validation, image_ids, validation_batch_size
 from tests.train.conftest import tiny_config, tiny_phases, write_synthetic_shards
 
 
@@ -48,3 +55,31 @@ def test_rows_of_one_image_get_one_id():
     pixels[3] = pixels[1]  # the same image with another caption
     ids = image_ids(pixels)
     assert ids[3] == ids[1] and len(set(ids.tolist())) == 4
+
+
+@pytest.mark.parametrize("val_batches", [2, 4])  # part of the val split (4 batches), and all of it
+def test_the_validation_loader_is_built_once_and_every_pass_sees_the_same_batches(
+    tiny_shards, tmp_path, val_batches
+):
+    config = tiny_config(tiny_shards, tmp_path / "run", f"train.val_batches={val_batches}")
+    model, info = build_model(config.model, seed=0)
+    tokenizer, _ = load_run_tokenizer(config, info.tokenizer, model.text_sizes.vocab_size)
+    parts, params, rest = split_model(model)
+    mesh = data_mesh(jax.devices()[:1])
+    state = put_replicated(mesh, TrainState.create(params, rest, init_loss_params(config.train)))
+    eval_step = make_eval_step(parts, config.train, mesh)
+
+    def passes(count: int) -> list[dict]:
+        validation = Validation(config, tiny_shards, tokenizer, mesh)
+        loader = validation.loader
+        try:
+            results = [validation.run(eval_step, state) for _ in range(count)]
+        finally:
+            validation.close()
+        assert validation.loader is loader  # one loader for every pass
+        return results
+
+    first, second, third = passes(3)
+    assert first is not None and first == second == third
+    (fresh,) = passes(1)
+    assert fresh == first  # the same numbers as a loader built for this pass alone
