@@ -5,59 +5,89 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 from rich.table import Table
 
-from clipit.data import manifest
+from clipit.data import manifest, string_ids
 from clipit.data.shards import exclude
 
 
-def summarize(
-    table: pa.Table,
-    folders: list[Path],
-    jobs: list,
-    excluded: exclude.ExcludeIndex | None = None,
-    same_bytes: int = 0,
-) -> dict:
-    """Deterministic counts (no times): the same inputs give the same summary.json bytes.
+class Tally:
+    """The summary's counts, added batch by batch as the final manifest is written (bounded memory: the
+    distinct images per split are 64-bit ids of their SHA-256s in numpy arrays, 8 bytes an ok row)."""
 
-    `same_bytes`: the eval_overlap rows removed by SHA-256 (the others were near-duplicates by pHash).
-    """
-    rows = table.select(["source", "status", "error", "split", "image_sha256"]).to_pylist()
-    overlap = sum(r["error"] == exclude.EVAL_OVERLAP for r in rows)
-    per_source: dict[str, dict] = {}
-    for source in dict.fromkeys(r["source"] for r in rows):
-        per_source[source] = _counts([r for r in rows if r["source"] == source])
-    return {
-        "sources": [str(f) for f in folders],
-        **_counts(rows),
-        "per_source": per_source,
-        "shards": {split: [j.name for j in jobs if j.split == split] for split in manifest.SPLITS},
-        "eval_overlap": {
-            "exclude": [str(p) for p in excluded.entries] if excluded else [],
-            "exclude_images": excluded.images if excluded else 0,
-            "rows": overlap,
-            "same_bytes": same_bytes,
-            "near_duplicate": overlap - same_bytes,
-        },
-    }
+    def __init__(self) -> None:
+        self._per_source: dict[str, _Counts] = {}
+        self._total = _Counts()
+
+    def add(self, table: pa.Table) -> None:
+        rows = table.select(["source", "status", "error", "split", "image_sha256"]).to_pylist()
+        by_source: dict[str, list[dict]] = {}
+        for row in rows:
+            by_source.setdefault(row["source"], []).append(row)
+        for source, group in by_source.items():
+            self._per_source.setdefault(source, _Counts()).add(group)
+        self._total.add(rows)
+
+    def summarize(
+        self,
+        folders: list[Path],
+        jobs: list,
+        excluded: exclude.ExcludeIndex | None = None,
+        same_bytes: int = 0,
+    ) -> dict:
+        """Deterministic counts (no times): the same inputs give the same summary.json bytes.
+
+        `same_bytes`: the eval_overlap rows removed by SHA-256 (the others were near-duplicates by pHash).
+        """
+        overlap = self._total.reasons[exclude.EVAL_OVERLAP]
+        return {
+            "sources": [str(f) for f in folders],
+            **self._total.counts(),
+            "per_source": {source: counts.counts() for source, counts in self._per_source.items()},
+            "shards": {split: [j.name for j in jobs if j.split == split] for split in manifest.SPLITS},
+            "eval_overlap": {
+                "exclude": [str(p) for p in excluded.entries] if excluded else [],
+                "exclude_images": excluded.images if excluded else 0,
+                "rows": overlap,
+                "same_bytes": same_bytes,
+                "near_duplicate": overlap - same_bytes,
+            },
+        }
 
 
-def _counts(rows: list[dict]) -> dict:
-    ok = [r for r in rows if r["status"] == manifest.STATUS_OK]
-    reasons = Counter(r["error"] or "unknown" for r in rows if r["status"] == manifest.STATUS_FILTERED)
-    return {
-        "rows": len(rows),
-        "ok": len(ok),
-        "train": sum(r["split"] == "train" for r in ok),
-        "val": sum(r["split"] == "val" for r in ok),
-        # an image with several captions counts once; the split is by image, so no image is in both
-        "images": {
-            split: len({r["image_sha256"] for r in ok if r["split"] == split}) for split in manifest.SPLITS
-        },
-        "failed": sum(r["status"] == manifest.STATUS_FAILED for r in rows),
-        "filtered": dict(sorted(reasons.items())),
-    }
+class _Counts:
+    def __init__(self) -> None:
+        self.rows = self.ok = self.failed = 0
+        self.split = dict.fromkeys(manifest.SPLITS, 0)
+        self.reasons: Counter[str] = Counter()
+        self.images: dict[str, list[np.ndarray]] = {split: [] for split in manifest.SPLITS}
+
+    def add(self, rows: list[dict]) -> None:
+        self.rows += len(rows)
+        ok = [r for r in rows if r["status"] == manifest.STATUS_OK]
+        self.ok += len(ok)
+        self.failed += sum(r["status"] == manifest.STATUS_FAILED for r in rows)
+        self.reasons.update(r["error"] or "unknown" for r in rows if r["status"] == manifest.STATUS_FILTERED)
+        for split in manifest.SPLITS:
+            shas = [r["image_sha256"] for r in ok if r["split"] == split]
+            self.split[split] += len(shas)
+            self.images[split].append(np.unique(string_ids.of(shas)))
+
+    def counts(self) -> dict:
+        return {
+            "rows": self.rows,
+            "ok": self.ok,
+            **self.split,
+            # an image with several captions counts once; the split is by image, so no image is in both
+            "images": {
+                split: int(np.unique(np.concatenate([np.zeros(0, np.uint64), *found])).size)
+                for split, found in self.images.items()
+            },
+            "failed": self.failed,
+            "filtered": dict(sorted(self.reasons.items())),
+        }
 
 
 def summary_table(summary: dict) -> Table:

@@ -5,64 +5,111 @@ transitive: one source's URL can tie its rows to another source's bytes). Every 
 one split:
 - a split that a source fixed on purpose (`split_fixed`, e.g. an MSCOCO-IT dev file) wins; if an image
   is fixed to val anywhere it is val everywhere, so an evaluation image is never trained on;
-- otherwise the hash of the image's identity (`manifest.split_for_image`), which the sources use too,
-  so a source's own split and build-shards' agree, and so do two sources that share an image.
+- otherwise the hash of the image's identity (`manifest.split_for_image`): its smallest SHA-256 name,
+  else its URL, else the row's key. The sources use the same hash, so a source's own split and
+  build-shards' agree, and so do two sources that share an image.
 The result depends only on the inputs, never on their order: a rerun puts every image where it was.
+
+At millions of rows the identities are 64-bit ids (`clipit.data.string_ids`) in numpy arrays, and the
+images are the connected components of the graph whose nodes are identities and whose edges are rows
+(SHA-256 to URL). Each row's own identity's split is computed as the row is read, so only an image with
+several different SHA-256s (rare: one URL served two files) needs its names again, to find the smallest.
 """
 
 from __future__ import annotations
 
-from clipit.data import manifest
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from clipit.data import manifest, string_ids
+
+TRAIN, VAL = 0, 1  # split codes: positions in manifest.SPLITS
+_FIXED = {None: 0, "train": 1, "val": 2}  # larger wins: val anywhere makes the image val
 
 
-def assign(rows: list[dict], shas: dict[int, str], val_fraction: float) -> dict[int, str]:
-    """row -> train / val; `shas` holds the SHA-256 that the plan computed for rows without one."""
-    parent: dict[str, str] = {}
-
-    def find(node: str) -> str:
-        root = node
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[node] != root:  # path compression keeps later finds short
-            parent[node], node = root, parent[node]
-        return root
-
-    def union(a: str, b: str) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    names: list[list[str]] = []
-    for i, row in enumerate(rows):
-        sha = shas.get(i) or row["image_sha256"]
-        ids = [manifest.image_identity(sha, None, "")] if sha else []
-        if row["url"]:
-            ids.append(manifest.image_identity(None, row["url"], ""))
-        ids = ids or [row["key"]]  # nothing to share: the row is an image of its own
-        for other in ids[1:]:
-            union(ids[0], other)
-        names.append(ids)
-
-    members: dict[str, list[int]] = {}
-    for i, ids in enumerate(names):
-        members.setdefault(find(ids[0]), []).append(i)
-    split: dict[int, str] = {}
-    for group in members.values():
-        chosen = _fixed(rows, group) or manifest.split_for_key(_identity(names, group), val_fraction)
-        split.update(dict.fromkeys(group, chosen))
-    return split
+def row_identity(
+    sha: str | None, url: str | None, key: str, val_fraction: float
+) -> tuple[int, int, bool, bool]:
+    """(id of the first identity, id of the second (the first when there is one), has a SHA-256, whether
+    the first identity hashes to val)."""
+    names = [manifest.image_identity(sha, None, "")] if sha else []
+    if url:
+        names.append(manifest.image_identity(None, url, ""))
+    names = names or [key]  # nothing to share: the row is an image of its own
+    first = string_ids.one(names[0])
+    second = string_ids.one(names[1]) if len(names) > 1 else first
+    return first, second, bool(sha), manifest.split_for_key(names[0], val_fraction) == "val"
 
 
-def _fixed(rows: list[dict], group: list[int]) -> str | None:
-    fixed = {rows[i]["split"] for i in group if rows[i].get("split_fixed")}
-    return "val" if "val" in fixed else "train" if fixed else None
+@dataclass
+class Identities:
+    """Per row: its identities' ids, whether it has a SHA-256, its first identity's split, its fixed split."""
+
+    first: np.ndarray  # uint64
+    second: np.ndarray  # uint64
+    has_sha: np.ndarray  # bool
+    first_val: np.ndarray  # bool
+    fixed: np.ndarray  # int8: 0 none, 1 train, 2 val
+
+    @classmethod
+    def empty(cls, rows: int) -> Identities:
+        return cls(
+            np.zeros(rows, np.uint64),
+            np.zeros(rows, np.uint64),
+            np.zeros(rows, bool),
+            np.zeros(rows, bool),
+            np.zeros(rows, np.int8),
+        )
+
+    def set(self, row: int, identity: tuple[int, int, bool, bool], split: str, fixed: bool | None) -> None:
+        self.first[row], self.second[row], self.has_sha[row], self.first_val[row] = identity
+        self.fixed[row] = _FIXED[split] if fixed else 0
 
 
-def _identity(names: list[list[str]], group: list[int]) -> str:
-    """The identity that names the image: its smallest SHA-256 name, else its smallest URL, else the key."""
-    ids = {name for i in group for name in names[i]}
-    for prefix in ("sha256:", "url:"):
-        found = sorted(name for name in ids if name.startswith(prefix))
-        if found:
-            return found[0]
-    return min(ids)
+def assign(
+    ids: Identities, val_fraction: float, sha_names: Callable[[np.ndarray], list[str]]
+) -> np.ndarray:
+    """Each row's split code (TRAIN / VAL). `sha_names(rows)`: the SHA-256 strings of those rows."""
+    rows = ids.first.size
+    if not rows:
+        return np.zeros(0, np.int8)
+    nodes, inverse = np.unique(np.concatenate([ids.first, ids.second]), return_inverse=True)
+    edges = coo_matrix((np.ones(rows, bool), (inverse[:rows], inverse[rows:])), shape=(nodes.size,) * 2)
+    del nodes
+    _, node_label = connected_components(edges, directed=False)
+    label = node_label[inverse[:rows]]  # the image of each row
+    del inverse, node_label, edges
+    images = int(label.max()) + 1
+
+    # the split of the image's identity, from one representative row: one with a SHA-256 if any
+    # (its first identity is the SHA-256), else any row (all of them have the one URL or key)
+    image_val = np.zeros(images, bool)
+    image_val[label] = ids.first_val
+    with_sha = np.flatnonzero(ids.has_sha)
+    image_val[label[with_sha]] = ids.first_val[with_sha]  # every SHA-256 row of a one-SHA image agrees
+    # an image with several SHA-256s: the smallest one names it
+    image, sha = label[with_sha], ids.first[with_sha]
+    order = np.lexsort((sha, image))
+    image, sha = image[order], sha[order]
+    new = np.ones(image.size, bool)
+    new[1:] = (image[1:] != image[:-1]) | (sha[1:] != sha[:-1])
+    labels, counts = np.unique(image[new], return_counts=True)
+    del image, sha, order, new
+    several = labels[counts > 1]
+    if several.size:
+        rows_of = with_sha[np.isin(label[with_sha], several)]
+        smallest: dict[int, str] = {}
+        for image, name in zip(label[rows_of].tolist(), sha_names(rows_of), strict=True):
+            if image not in smallest or name < smallest[image]:
+                smallest[image] = name
+        for image, name in smallest.items():
+            image_val[image] = manifest.split_for_image(val_fraction, name, None, "") == "val"
+
+    fixed = np.zeros(images, np.int8)
+    np.maximum.at(fixed, label, ids.fixed)
+    split = np.where(fixed == 2, VAL, np.where(fixed == 1, TRAIN, image_val.astype(np.int8)))
+    return split[label].astype(np.int8)
