@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from tests.eval.fixtures import TorchReference, make_tiny_model
+from tests.support import tiny_hf
+from tests.support.torch_reference import TorchReference
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,7 +20,7 @@ def _compilation_cache_in_tmp(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("eval_model") / "tiny")
+    return tiny_hf.save_tiny_dual_encoder(tmp_path_factory.mktemp("eval_model") / "tiny", seed=4)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from clipit import ann
 from clipit.cli.main import app
 from clipit.search import Index, load_index, rank
-from tests.eval.fixtures import write_images
+from tests.support.images import write_images
 
 runner = CliRunner()
 

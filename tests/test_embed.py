@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from clipit.cli.main import app
 from clipit.embed import refuse_terminal
 from clipit.errors import ClipitError
-from tests.eval.fixtures import TorchReference, write_corrupt, write_images
+from tests.support.images import write_corrupt, write_images
+from tests.support.torch_reference import TorchReference
 
 runner = CliRunner()
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from clipit.cli.main import app
 from clipit.folder_lock import LOCK_NAME
-from tests.eval.fixtures import write_corrupt, write_images
 from tests.support.folder_race import holding_process
+from tests.support.images import write_corrupt, write_images
 
 runner = CliRunner()
 

@@ -18,7 +18,8 @@ from clipit.config.embed import EmbedConfig
 from clipit.embed import embed_to_folder
 from clipit.errors import DataError
 from clipit.search import load_index, run, search
-from tests.eval.fixtures import make_tiny_model, write_images
+from tests.support import tiny_hf
+from tests.support.images import write_images
 
 runner = CliRunner()
 
@@ -73,7 +74,7 @@ def test_cli_prints_rank_score_path_and_writes_html(setup, tmp_path):
 def test_errors(setup, tmp_path):
     with pytest.raises(DataError, match="not an embedded folder"):
         load_index(tmp_path)
-    other = make_tiny_model(tmp_path / "other", seed=9)
+    other = tiny_hf.save_tiny_dual_encoder(tmp_path / "other", seed=9)
     # Same architecture, another model: allowed (warned); an empty query is refused.
     with pytest.raises(DataError, match="query is empty"):
         run(EmbedConfig(index=setup["index"], model=str(other)), "  ")

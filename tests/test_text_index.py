@@ -13,7 +13,7 @@ from clipit import text_index
 from clipit.cli.main import app
 from clipit.errors import DataError
 from clipit.search import load_index
-from tests.eval.fixtures import write_images
+from tests.support.images import write_images
 
 runner = CliRunner()
 TEXTS = ["un gatto rosso", "due cani", "una foto di montagna", "il mare d'inverno", "tre biciclette"]

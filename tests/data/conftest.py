@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from clipit.config.data import SyntheticSource
 from clipit.data import synthetic
-
-
-def tiny_synthetic_config(**changes) -> SyntheticSource:
-    """A synthetic dataset small enough for a test: a few dozen images, a few per zero-shot class."""
-    values = {"n": 48, "seed": 0, "samples_per_shard": 20, "zeroshot_per_class": 3, "retrieval_images": 6}
-    return SyntheticSource(**{**values, **changes})
+from tests.support.synthetic_source import tiny_synthetic_config
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ import pytest
 
 from clipit.config.data import ShardSettings
 from clipit.data import shards, synthetic
-from tests.data.conftest import tiny_synthetic_config
 from tests.support import clipit_cli
+from tests.support.synthetic_source import tiny_synthetic_config
 
 SETTINGS = {"image_side": 48, "rows_per_shard": 8, "val_fraction": 0.1, "workers": 0}
 SETS = [arg for key, value in SETTINGS.items() for arg in ("--set", f"data.shards.{key}={value}")]

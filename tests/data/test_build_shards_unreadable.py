@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from clipit.data import manifest, synthetic
-from tests.data.conftest import tiny_synthetic_config
 from tests.support import clipit_cli
+from tests.support.synthetic_source import tiny_synthetic_config
 
 SETS = [
     "--set",

@@ -14,7 +14,7 @@ from clipit.data import preprocess
 from clipit.data.loader import make_loader
 from clipit.data.text import caption_ids, tokenize
 from clipit.errors import DataError
-from tests.data import loader_support
+from tests.support import loader_data as loader_support
 
 SIZE, MAX_LEN = 16, 10
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.data import loader_support
+from tests.support import loader_data as loader_support
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("loader_kill_child.py")

@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 
 from clipit.data import manifest, synthetic
 from clipit.data.synthetic import draw, grammar, paraphrase, scenes
-from tests.data.conftest import tiny_synthetic_config
+from tests.support.synthetic_source import tiny_synthetic_config
 
 
 def tree_bytes(folder):

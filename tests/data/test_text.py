@@ -9,7 +9,7 @@ import pytest
 
 from clipit.data.text import caption_ids, load_tokenizer, tokenize
 from clipit.errors import ModelError
-from tests.data.loader_support import SPECIALS, WORDS, save_tokenizer
+from tests.support.loader_data import SPECIALS, WORDS, save_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from PIL import Image
 from clipit.encode import open_model
 from clipit.errors import ModelError
 from clipit.image_files import list_images
-from tests.eval.fixtures import write_corrupt, write_images
+from tests.support.images import write_corrupt, write_images
 
 TEXTS = [
     "una foto di un gatto rosso",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from clipit import compile_cache, encode
-from tests.eval.fixtures import write_images
+from tests.support.images import write_images
 
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
 

@@ -10,7 +10,7 @@ import pytest
 from clipit.errors import DataError
 from clipit.eval import retrieval
 from clipit.eval.metrics import retrieval_metrics
-from tests.eval.fixtures import write_corrupt, write_images
+from tests.support.images import write_corrupt, write_images
 
 CAPTIONS = [
     ("1", "un gatto rosso"),

@@ -17,7 +17,7 @@ from clipit.models.build import build_model
 from clipit.runs.checkpoints import RunCheckpoints
 from clipit.runs.export import export_run
 from clipit.train.model_state import split_model
-from tests.eval.fixtures import write_images
+from tests.support.images import write_images
 from tests.train.conftest import TINY_OVERRIDES
 
 

@@ -11,8 +11,8 @@ from clipit.errors import DataError
 from clipit.eval import tasks, zeroshot
 from clipit.eval.image_sets import class_folders, labels_file
 from clipit.eval.tasks import Task
-from tests.eval.fixtures import write_corrupt, write_images
 from tests.eval.test_classnames import SHARED, Server
+from tests.support.images import write_corrupt, write_images
 
 CLASSES = ["un gatto", "un cane", "una casa"]
 TEMPLATES = ["una foto di {c}", "{c}", "una foto di {c} piccolo"]

@@ -14,7 +14,8 @@ from transformers import AutoTokenizer, VisionTextDualEncoderModel, VisionTextDu
 from clipit.errors import ModelError
 from clipit.models import build_model, export_hf, load_dual_encoder
 from clipit.models.export import CLIP_MEAN, CLIP_STD, hf_state_dict
-from tests.models.conftest import pooled, run_features, tiny_model_config, to_torch_image, tokens
+from tests.support.tiny_hf import model_config as tiny_model_config
+from tests.support.tower_io import pooled, run_features, to_torch_image, tokens
 
 
 @pytest.fixture(scope="module")

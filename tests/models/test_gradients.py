@@ -23,8 +23,8 @@ from clipit.models.hf_io import canonical_keys
 from clipit.models.hf_keys import hf_key, to_hf
 from clipit.models.init import Normal
 from clipit.models.layers import LayerNorm, Linear, exact_gelu, matmul, quick_gelu
-from tests.models.conftest import to_torch_image, tokens
 from tests.support import tiny_hf
+from tests.support.tower_io import to_torch_image, tokens
 
 
 def clip_loss(model, pixels, ids, mask):

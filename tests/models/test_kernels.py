@@ -13,8 +13,8 @@ from flax import nnx
 from clipit.models import build_model
 from clipit.models.embedding import lookup
 from clipit.models.kernels import check_kernels, kernels_for
-from tests.models.conftest import tiny_model_config
 from tests.support import tiny_hf
+from tests.support.tiny_hf import model_config as tiny_model_config
 
 
 def devices(*platforms: str) -> list:

@@ -21,8 +21,8 @@ from clipit.models import build_model, load_dual_encoder
 from clipit.models.build import POSITIONS_KEY
 from clipit.models.export import hf_state_dict
 from clipit.models.vit import interpolate_positions
-from tests.models.conftest import tiny_model_config
 from tests.support import tiny_hf
+from tests.support.tiny_hf import model_config as tiny_model_config
 
 
 def params_of(model, prefix: str) -> dict[str, np.ndarray]:

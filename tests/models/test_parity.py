@@ -8,7 +8,8 @@ import torch
 from transformers import BertModel, CLIPModel, CLIPVisionModel, VisionTextDualEncoderModel
 
 from clipit.models import build_model, load_dual_encoder
-from tests.models.conftest import pooled, run_features, tiny_model_config, to_torch_image, tokens
+from tests.support.tiny_hf import model_config as tiny_model_config
+from tests.support.tower_io import pooled, run_features, to_torch_image, tokens
 
 TOLERANCE = 1e-5
 

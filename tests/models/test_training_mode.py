@@ -10,7 +10,8 @@ import numpy as np
 from flax import nnx
 
 from clipit.models import build_model
-from tests.models.conftest import tiny_model_config, tokens
+from tests.support.tiny_hf import model_config as tiny_model_config
+from tests.support.tower_io import tokens
 
 
 def test_pure_step_over_split_state_uses_and_advances_dropout_rng(checkpoints, pixels):

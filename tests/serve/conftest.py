@@ -2,60 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
 import requests
-import uvicorn
-from PIL import Image
 
 from clipit.embed import embed_to_folder
 from clipit.search import load_index
 from clipit.serve.app import Limits, create_app
 from clipit.serve.batcher import Batcher
-from tests.eval.fixtures import write_images
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class ThreadServer:
-    """uvicorn serving `app` on 127.0.0.1 in a daemon thread, as `clipit serve` runs it."""
-
-    def __init__(self, app) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def write_pictures(root):
-    """A few noise images plus two plain-colour ones (something the heatmap and the page can show)."""
-    write_images(root / "x", [(40, 30), (32, 32), (50, 80), (64, 64)])
-    write_images(root / "y", [(33, 47), (90, 41), (48, 48)], seed=3)
-    (root / "plain").mkdir()
-    Image.new("RGB", (60, 40), (200, 30, 30)).save(root / "plain" / "rosso.png")
-    Image.new("RGB", (60, 40), (30, 30, 200)).save(root / "plain" / "blu.jpg")
+from tests.support.images import write_pictures
+from tests.support.thread_server import ThreadServer
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ from clipit.cli.main import app as cli
 from clipit.search import load_index
 from clipit.serve.app import Limits, create_app
 from clipit.serve.batcher import Batcher
-from tests.serve.conftest import ThreadServer, free_port
 from tests.support import clipit_cli
+from tests.support.thread_server import ThreadServer, free_port
 
 
 def raw_get(server, path: str) -> int:

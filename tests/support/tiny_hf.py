@@ -68,30 +68,45 @@ def _perturb(model: torch.nn.Module, seed: int) -> None:
             param.add_(torch.randn(param.shape, generator=generator) * 0.05)
 
 
+# The tiny towers' sizes, in both spellings: HF's configs below and clipit's `[model]` (`model_config`).
+VISION_SIZES = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    image_size=IMAGE_SIZE,
+    patch_size=PATCH_SIZE,
+)
+TEXT_SIZES = dict(
+    hidden_size=48,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=MAX_POSITIONS,
+)
+
+
 def tiny_clip_vision_config(**overrides) -> CLIPVisionConfig:
-    sizes = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        projection_dim=PROJECTION_DIM,
-    )
-    return CLIPVisionConfig(**{**sizes, **overrides})
+    return CLIPVisionConfig(**{**VISION_SIZES, "projection_dim": PROJECTION_DIM, **overrides})
 
 
 def tiny_bert_config(vocab_size: int, **overrides) -> BertConfig:
-    sizes = dict(
-        vocab_size=vocab_size,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=MAX_POSITIONS,
-        type_vocab_size=2,
-    )
-    return BertConfig(**{**sizes, **overrides})
+    return BertConfig(**{**TEXT_SIZES, "vocab_size": vocab_size, "type_vocab_size": 2, **overrides})
+
+
+def model_config(**overrides):
+    """clipit's `[model]` section with the towers of `save_tiny_dual_encoder` (the defaults are BERT-base
+    sized); a dict override updates that sub-section, e.g. `model_config(vision={"patch_size": 4})`."""
+    from clipit.config import ModelConfig
+
+    values = {
+        "vision": dict(VISION_SIZES),
+        "text": {**TEXT_SIZES, "vocab_size": len(italian_vocab())},
+        "projection_dim": PROJECTION_DIM,
+    }
+    for key, value in overrides.items():
+        values[key] = {**values.get(key, {}), **value} if isinstance(value, dict) else value
+    return ModelConfig(**values)
 
 
 def tiny_tokenizer(vocab: list[str] | None = None) -> BertTokenizer:

@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from clipit.cli.main import app
 from clipit.data import manifest
-from tests.data.translate.conftest import captions, write_manifest
 from tests.support.libre_server import fake_translate
+from tests.support.translate_data import captions, write_manifest
 
 
 def _invoke(*args: str):

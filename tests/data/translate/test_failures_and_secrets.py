@@ -14,8 +14,8 @@ from clipit.cli.main import app
 from clipit.config.translate import TranslateConfig
 from clipit.data import manifest
 from clipit.data.translate.redact import redact, secrets_of
-from tests.data.translate.conftest import captions, write_manifest
 from tests.support.libre_server import LibreServer, fake_translate
+from tests.support.translate_data import captions, write_manifest
 
 KEY = "sk-live-SECRET-4711"
 PASSWORD = "pw-SECRET-0815"

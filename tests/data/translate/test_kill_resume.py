@@ -14,8 +14,8 @@ import pytest
 
 from clipit.data import manifest
 from clipit.data.translate import run
-from tests.data.translate.conftest import captions, libre_config, write_manifest
 from tests.support.libre_server import fake_translate
+from tests.support.translate_data import captions, libre_config, write_manifest
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from clipit.data import manifest
 from clipit.data.translate import packing, run
 from clipit.data.translate.packing import normalise
 from clipit.errors import NetworkError
-from tests.data.translate.conftest import captions, libre_config, unique_normalised, write_manifest
 from tests.support.libre_server import fake_translate
+from tests.support.translate_data import captions, libre_config, unique_normalised, write_manifest
 
 
 def _assert_all_translated(path, english) -> None:

@@ -16,8 +16,8 @@ from clipit.data import manifest
 from clipit.data.translate import run
 from clipit.data.translate.marian import model_languages
 from clipit.errors import ModelError
-from tests.data.translate.conftest import write_manifest
 from tests.data.translate.tiny_marian import make_tiny_marian, make_tiny_marian_spm
+from tests.support.translate_data import write_manifest
 
 ENGLISH = [
     "a red dog",

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from clipit.cli.main import app
 from clipit.data.translate import run
-from tests.data.translate.conftest import libre_config, write_manifest
 from tests.support.libre_server import fake_translate
+from tests.support.translate_data import libre_config, write_manifest
 
 # Rows 0-3 come with an Italian reference (as in MSCOCO-IT or the synthetic set); rows 4-7 need translating.
 ENGLISH = [

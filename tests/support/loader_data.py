@@ -1,4 +1,4 @@
-"""Tiny training shards and a tiny tokenizer for the loader tests (written here, not by build-shards,
+"""Tiny training shards and a tiny tokenizer for the loader and text tests (written here, not by build-shards,
 so these tests depend only on the shard format)."""
 
 from __future__ import annotations
