@@ -15,6 +15,9 @@ advanced state out (`nnx.split` again after the forward pass); with `determinist
 
 Pixels: CLIP-normalised floats, or uint8 RGB as the loader and the encoder hand them over (normalised
 here, on the device, by clipit.models.pixels: one place for every caller).
+
+`kernels` (clipit.models.kernels) is fixed when the model is built and handed to every layer: build it
+for the devices it will run on (`kernels_for(mesh.devices.flat)`; the default is `jax.devices()`'s).
 """
 
 from __future__ import annotations
