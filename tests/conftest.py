@@ -1,5 +1,5 @@
-"""Session fixtures shared by the eval, embed and search tests: one tiny HF checkpoint (made by
-transformers) and one opened encoder, built once per test session."""
+"""Session fixtures shared across test folders: one tiny HF checkpoint (made by transformers), its
+opened encoder and PyTorch reference, and tiny training shards, each built once per test session."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ def _compilation_cache_in_tmp(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     return tiny_hf.save_tiny_dual_encoder(tmp_path_factory.mktemp("eval_model") / "tiny", seed=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory):
+    """Tiny synthetic training shards (train and runs tests)."""
+    from tests.support.tiny_train import write_synthetic_shards  # jax: only where a test needs shards
+
+    return write_synthetic_shards(tmp_path_factory.mktemp("shards"), train=256, val=64)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.data.test_loader_orphans import session_processes
+from tests.support.processes import session_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIPIT = [sys.executable, "-c", "from clipit.cli.main import main; main()"]

@@ -15,8 +15,9 @@ import time
 import pytest
 
 from clipit.data.synthetic import PARALLEL_FROM
-from tests.data.test_build_shards_orphans import CLIPIT, ROOT
-from tests.data.test_loader_orphans import session_processes
+from tests.support.clipit_cli import CLIPIT
+from tests.support.processes import REPO_ROOT as ROOT
+from tests.support.processes import session_processes
 
 CONFIG = """
 [data.synthetic]

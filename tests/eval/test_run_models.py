@@ -18,7 +18,7 @@ from clipit.runs.checkpoints import RunCheckpoints
 from clipit.runs.export import export_run
 from clipit.train.model_state import split_model
 from tests.support.images import write_images
-from tests.train.conftest import TINY_OVERRIDES
+from tests.support.tiny_train import TINY_OVERRIDES
 
 
 @pytest.fixture(scope="module")

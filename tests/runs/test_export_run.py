@@ -17,10 +17,7 @@ from safetensors.numpy import load_file
 from transformers import AutoTokenizer, VisionTextDualEncoderModel
 
 from clipit.runs.checkpoints import RunCheckpoints
-from tests.train import conftest as train_fixtures
-from tests.train.conftest import params_at, tiny_config
-
-tiny_shards = train_fixtures.tiny_shards  # the trainer tests' session fixture: the same tiny shards
+from tests.support.tiny_train import params_at, tiny_config
 
 CLIPIT = [sys.executable, "-m", "clipit.cli.main"]
 

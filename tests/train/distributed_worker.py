@@ -23,7 +23,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from clipit.config import load_config
     from clipit.train.loop import train_and_evaluate
-    from tests.train.conftest import run_overrides
+    from tests.support.tiny_train import run_overrides
     from tests.train.step_check import one_step_on_fixed_batch
 
     overrides = run_overrides(Path(shards), Path(run_dir))

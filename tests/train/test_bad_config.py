@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from clipit.cli.main import app
 from tests.support import tiny_hf
-from tests.train.conftest import SIDE, tiny_overrides
+from tests.support.tiny_train import SIDE, tiny_overrides
 
 
 def _run(args):

@@ -15,7 +15,7 @@ from clipit.train.optim import build_optimizer
 from clipit.train.phases import plan_phases
 from clipit.train.state import TrainState
 from clipit.train.step import init_loss_params, make_tower_features, make_train_step
-from tests.train.conftest import tiny_overrides
+from tests.support.tiny_train import tiny_overrides
 from tests.train.step_check import fixed_batch
 
 

@@ -22,7 +22,7 @@ from clipit.train.model_state import split_model
 from clipit.train.phases import plan_phases
 from clipit.train.state import TrainState
 from clipit.train.step import init_loss_params, make_tower_features, make_train_step
-from tests.train.conftest import params_at, tiny_overrides, tiny_phases
+from tests.support.tiny_train import params_at, tiny_overrides, tiny_phases
 from tests.train.step_check import fixed_batch
 
 BATCH = 16

@@ -18,7 +18,7 @@ import pytest
 
 from clipit.config import load_config
 from clipit.data.shard_format import shard_name, write_shard
-from tests.train.conftest import tiny_overrides
+from tests.support.tiny_train import tiny_overrides
 from tests.train.step_check import one_step_on_fixed_batch
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def one_device_step(tiny_shards, tmp_path_factory):
-    from tests.train.conftest import run_overrides
+    from tests.support.tiny_train import run_overrides
 
     config = load_config(None, run_overrides(tiny_shards, tmp_path_factory.mktemp("unused")))
     return config, one_step_on_fixed_batch(config, jax.devices()[:1])

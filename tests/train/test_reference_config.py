@@ -25,7 +25,7 @@ from clipit.models.build import build_model
 from clipit.runs.metrics import read_metrics
 from clipit.train.model_state import split_model
 from tests.support import tiny_hf
-from tests.train.conftest import SIDE, params_at, write_synthetic_shards
+from tests.support.tiny_train import SIDE, params_at, write_synthetic_shards
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_PAIRS, BATCH = 64, 16

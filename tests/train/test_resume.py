@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.train.conftest import FULL, HEADS, run_overrides
-from tests.train.conftest import params_at as _params_at
+from tests.support.tiny_train import FULL, HEADS, run_overrides
+from tests.support.tiny_train import params_at as _params_at
 
 CLIPIT = [sys.executable, "-m", "clipit.cli.main"]
 

@@ -9,7 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from tests.train.conftest import tiny_overrides, tiny_phases
+from tests.support.tiny_train import tiny_overrides, tiny_phases
 
 CLIPIT = [sys.executable, "-m", "clipit.cli.main"]
 ENV = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}

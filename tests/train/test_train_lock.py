@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.support.folder_race import frozen_while_holding, run, start
-from tests.train.conftest import tiny_overrides, tiny_phases
+from tests.support.tiny_train import tiny_overrides, tiny_phases
 
 ENV = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
 

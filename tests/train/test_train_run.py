@@ -15,8 +15,8 @@ from clipit.models.build import build_model
 from clipit.runs.metrics import read_metrics
 from clipit.runs.model import load_run_model
 from clipit.train.model_state import split_model
-from tests.train.conftest import FULL, HEADS
-from tests.train.conftest import params_at as _params_at
+from tests.support.tiny_train import FULL, HEADS
+from tests.support.tiny_train import params_at as _params_at
 
 
 def test_the_run_learns(tiny_run):

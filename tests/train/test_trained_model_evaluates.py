@@ -8,7 +8,7 @@ from clipit.data.synthetic import generate
 from clipit.encode import open_model
 from clipit.eval import retrieval, zeroshot
 from clipit.eval.synthetic import synthetic_tasks
-from tests.train.conftest import SIDE
+from tests.support.tiny_train import SIDE
 
 
 def test_tiny_trained_run_beats_chance_on_the_synthetic_sets(tiny_run, tmp_path):

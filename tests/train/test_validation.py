@@ -15,7 +15,7 @@ from clipit.train.run_tokenizer import load_run_tokenizer
 from clipit.train.state import TrainState
 from clipit.train.step import init_loss_params, make_eval_step
 from clipit.train.validation import Validation, image_ids, validation_batch_size
-from tests.train.conftest import tiny_config, tiny_phases, write_synthetic_shards
+from tests.support.tiny_train import tiny_config, tiny_phases, write_synthetic_shards
 
 
 def test_validation_batch_size():
