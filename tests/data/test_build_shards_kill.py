@@ -7,6 +7,7 @@ uninterrupted run and leave no temporary file.
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 import time
@@ -18,6 +19,7 @@ from clipit.config.data import ShardSettings
 from clipit.data import shards, synthetic
 from tests.support import clipit_cli
 from tests.support.synthetic_source import tiny_synthetic_config
+from tests.support.wait import wait_until
 
 SETTINGS = {"image_side": 48, "rows_per_shard": 8, "val_fraction": 0.1, "workers": 0}
 SETS = [arg for key, value in SETTINGS.items() for arg in ("--set", f"data.shards.{key}={value}")]
@@ -46,7 +48,10 @@ def test_kills_at_several_points_all_rerun_to_one_clean_result(tmp_path, monkeyp
     rng = random.Random(0)
     for _ in range(2):
         process = clipit_cli.start("build-shards", "--out", "killed", "src", *SETS, cwd=tmp_path)
-        time.sleep(rng.uniform(0.5, 6.0))  # start-up alone takes a few seconds on a busy 2-core machine
+        # once the run holds the folder's lock it is writing: kill it at a random point from there
+        locked = functools.partial(clipit_cli.holds_lock, out, process)
+        wait_until(locked, "build-shards to take the folder's lock", timeout=120)
+        time.sleep(rng.uniform(0.0, 3.0))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
 

@@ -10,14 +10,14 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
 from clipit.data.synthetic import PARALLEL_FROM
 from tests.support.clipit_cli import CLIPIT
 from tests.support.processes import REPO_ROOT as ROOT
-from tests.support.processes import session_processes
+from tests.support.processes import cpu_seconds, session_processes
+from tests.support.wait import wait_until
 
 CONFIG = """
 [data.synthetic]
@@ -39,19 +39,17 @@ def test_kill_9_of_download_synthetic_ends_its_worker_processes(tmp_path):
         start_new_session=True,  # its own session: its workers are found (and cleaned up) by session id
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while len([pid for pid in session_processes(run.pid) if pid != run.pid]) < 2:
+
+        def drawing_workers() -> list[int]:
             assert run.poll() is None, run.stderr.read()
-            assert time.monotonic() < deadline, "no worker started in time"
-            time.sleep(0.01)
-        time.sleep(0.5)  # the workers are drawing
+            workers = [pid for pid in session_processes(run.pid) if pid != run.pid]
+            return workers if len(workers) >= 2 and cpu_seconds(workers) >= 0.5 else []
+
+        wait_until(drawing_workers, "two workers busy drawing", timeout=120, poll=0.01)
         os.kill(run.pid, signal.SIGKILL)  # clipit only: its workers must go by themselves
         run.wait(timeout=10)
         assert not (tmp_path / "src" / "manifest.parquet").exists(), "the run ended before the kill"
-        deadline = time.monotonic() + 3.0
-        while session_processes(run.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert session_processes(run.pid) == [], "download synthetic workers outlived clipit"
+        wait_until(lambda: not session_processes(run.pid), "the workers to exit after clipit", timeout=3)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.support.wait import WaitTimeout, wait_until
 
 CLIPIT = [sys.executable, "-c", "from clipit.cli.main import main; main()"]
 
@@ -45,19 +47,36 @@ def _stderr(process: subprocess.Popen) -> str:
 
 def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: float = 180) -> None:
     """SIGKILL `process` as soon as `ready()` is true; fails if the process ends first."""
-    deadline = time.monotonic() + timeout
-    while not ready():
+
+    def reached() -> bool:
         if process.poll() is not None:
             raise AssertionError(
                 f"clipit ended (exit {process.returncode}) before the kill point: {_stderr(process)}"
             )
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("the kill point was not reached in time")
-        time.sleep(0.002)
+        return ready()
+
+    try:
+        wait_until(reached, "the kill point", timeout=timeout, poll=0.002)
+    except WaitTimeout:
+        process.kill()
+        raise
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, _stderr(process)
+
+
+def holds_lock(folder: Path, process: subprocess.Popen) -> bool:
+    """Whether `process` holds `folder`'s write lock (its pid is in the lock's holder record): from then
+    on it writes the folder. Fails if the process has ended."""
+    if process.poll() is not None:
+        raise AssertionError(
+            f"clipit ended (exit {process.returncode}) before it took the lock: {_stderr(process)}"
+        )
+    try:
+        record = json.loads((folder / ".clipit.lock").read_text() or "{}")
+    except (OSError, ValueError):  # not there yet, or being written
+        return False
+    return isinstance(record, dict) and record.get("pid") == process.pid
 
 
 def tree_bytes(

@@ -77,6 +77,12 @@ class LibreServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
+    def in_flight(self) -> int:
+        """Requests being answered now (a test waits for 0 before it counts what was served)."""
+        with self._lock:
+            return self._in_flight
+
+    @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/"

@@ -21,6 +21,16 @@ def session_processes(session: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) these processes have used so far: evidence that they are working."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def shared_memory_of(pids: list[int]) -> set[str]:
     """Names of the /dev/shm segments these processes map or hold open (other tests' are not counted)."""
     names = set()

@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -16,6 +15,7 @@ from clipit.data import manifest
 from clipit.data.translate import run
 from tests.support.libre_server import fake_translate
 from tests.support.translate_data import captions, libre_config, write_manifest
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +42,13 @@ def test_kill_then_rerun_loses_nothing_and_resends_nothing(server, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while server.served < 4 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.02)
+        wait_until(lambda: server.served >= 4 or process.poll() is not None, "4 answered requests")
         assert process.poll() is None, process.communicate()[1].decode()[-2000:]
-        assert server.served >= 4
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    time.sleep(server.delay + 0.3)  # let the requests in flight at the kill finish on the server side
+    # the requests in flight at the kill finish on the server side before they are counted
+    wait_until(lambda: server.in_flight == 0, "the server to finish the requests in flight", timeout=30)
 
     cached = _cached_texts(cfg.cache)
     paid_first = Counter(server.translated)
