@@ -54,10 +54,14 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
     atomic.remove_stale_temporaries(out)  # files and the folders of a killed atomic_folder
     started = time.perf_counter()
 
-    rows: list[dict] = []
     shard_count = -(-cfg.n // cfg.samples_per_shard)
     skipped = 0
-    with progress() as bar, contextlib.ExitStack() as stack:
+    counts = dict.fromkeys(manifest.SPLITS, 0)  # caption rows per split: the manifest is never held whole
+    with (
+        progress() as bar,
+        contextlib.ExitStack() as stack,
+        manifest.writer(out / manifest.MANIFEST_NAME) as written,
+    ):
         task = bar.add_task("drawing synthetic images", total=cfg.n)
         pool = None
         if cfg.workers > 0 and cfg.n >= PARALLEL_FROM:
@@ -80,9 +84,12 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
                 writer.write_shard(out, shard_id, cfg.seed, samples, identity=_identity(cfg, indices))
             else:
                 skipped += 1
-            rows += _manifest_rows(out, shard_id, cfg, samples, val_fraction)
+            rows = _manifest_rows(out, shard_id, cfg, samples, val_fraction)
+            written.write_rows(rows)
+            for row in rows:
+                counts[row["split"]] += 1
+            del samples, rows
             bar.advance(task, len(indices))
-    manifest.write(manifest.from_rows(rows), out / manifest.MANIFEST_NAME)
     _remove_shards_beyond(out, shard_count)
 
     with atomic.atomic_folder(out / "tokenizer") as folder:
@@ -95,11 +102,10 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
     return {
         "out": str(out),
         "images": cfg.n,
-        "captions": len(rows),
+        "captions": sum(counts.values()),
         "shards": shard_count,
         "shards_reused": skipped,
-        "train": sum(r["split"] == "train" for r in rows),
-        "val": sum(r["split"] == "val" for r in rows),
+        **counts,
         "vocabulary": len(tokenizer.get_vocab()),
         "zeroshot": zeroshot,
         "retrieval": retrieval,
