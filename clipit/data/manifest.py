@@ -106,6 +106,13 @@ def split_for_image(val_fraction: float, sha256: str | None, url: str | None, fa
 
 def from_rows(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Build a manifest table from dicts; missing optional columns are null, `meta` may be a dict."""
+    table = _unchecked(rows)
+    validate(table)
+    return table
+
+
+def _unchecked(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """The table of `rows` in the schema, before `validate` checks its values."""
     columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
     for i, row in enumerate(rows):
         unknown = set(row) - set(COLUMNS)
@@ -118,9 +125,7 @@ def from_rows(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
             if name == "meta" and isinstance(value, Mapping):
                 value = json.dumps(value, ensure_ascii=False, sort_keys=True)
             columns[name].append(value)
-    table = pa.Table.from_pydict(columns, schema=SCHEMA)
-    validate(table)
-    return table
+    return pa.Table.from_pydict(columns, schema=SCHEMA)
 
 
 def empty() -> pa.Table:
@@ -392,7 +397,7 @@ class Writer:
             self._flush(self._size)
 
     def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        self.write(from_rows(rows))
+        self.write(_unchecked(rows))
 
     def _flush(self, count: int) -> None:
         # one contiguous row group of exactly `count` rows: the bytes never depend on how rows came in
@@ -402,7 +407,9 @@ class Writer:
         self._pending, self._rows = ([rest] if rest.num_rows else []), rest.num_rows
 
     def close(self) -> None:
-        if self._rows or not self.written:  # an empty manifest is one empty row group, as `write` makes it
+        if not self.written:  # an empty manifest, as `write` makes it
+            self._file.write_table(SCHEMA.empty_table())
+        elif self._rows:
             self._flush(self._rows)
         self._file.close()
 
