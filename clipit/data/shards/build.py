@@ -10,10 +10,14 @@ Order of work, and why it resumes:
 3. The manifest (every input row with its status) and summary.json are written last, atomically.
 A kill at any point leaves finished shards and records intact; the rerun redoes only the rest and, the
 work being deterministic, ends with the same bytes as one clean run.
+
+Memory stays bounded at any number of rows: the plan keeps compact arrays, a job carries row numbers and
+reads its rows itself, and the final manifest is written batch by batch from the inputs and the records.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -23,6 +27,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from clipit import atomic, folder_lock, parent_watch
@@ -30,7 +35,7 @@ from clipit.config.data import ShardSettings
 from clipit.console import progress
 from clipit.data import manifest, shard_format
 from clipit.data.shards import cleanup, exclude, images, locate, report
-from clipit.data.shards.plan import Job, Plan, make_plan
+from clipit.data.shards.plan import CANDIDATE, Job, Plan, code_of, make_plan, reason_of
 from clipit.errors import ConfigError, ManifestError
 
 RECORDS = ".build"  # per-shard records of finished jobs
@@ -61,30 +66,23 @@ def run(cfg: ShardSettings, out: Path | None = None, sources: list[Path] | None 
     settings = images.ImageSettings(
         cfg.image_side, cfg.jpeg_quality, cfg.min_image_side, cfg.max_image_pixels, near
     )
-    outcomes: dict[str, list[list]] = {}
     todo: list[tuple[Job, str]] = []
     for job in plan.jobs:
-        digest = job.digest(cfg, excluded.digest)
-        finished = _finished(out, job, digest)
-        if finished is None:
-            todo.append((job, digest))
-        else:
-            outcomes[job.name] = finished
-    reused = len(outcomes)
+        if not _finished(out, job):
+            todo.append((job, job.digest))
+    reused = len(plan.jobs) - len(todo)
 
     with progress() as bar:
-        task = bar.add_task("building shards", total=sum(len(j.candidates) for j, _ in todo))
-        for job, result in _execute(todo, settings, out, cfg):
-            outcomes[job.name] = result
-            bar.advance(task, len(job.candidates))
+        task = bar.add_task("building shards", total=sum(len(j) for j, _ in todo))
+        for job, _ in _execute(todo, settings, out, cfg):
+            bar.advance(task, len(job))
 
     from clipit.data.shards.tokenizer import copy_source_tokenizer  # the tokenizer travels with the data
 
     copy_source_tokenizer(folders, out)  # before the manifest, which marks a finished build
-    table = _final_manifest(plan, outcomes)
-    manifest.write(table, out / manifest.MANIFEST_NAME)
-    same_bytes = sum(error == exclude.EVAL_OVERLAP for _, error in plan.decided.values())
-    summary = report.summarize(table, folders, plan.jobs, excluded, same_bytes)
+    tally = _write_manifest(plan, out)
+    same_bytes = int(np.count_nonzero(plan.code == code_of(exclude.EVAL_OVERLAP)))
+    summary = tally.summarize(folders, plan.jobs, excluded, same_bytes)
     atomic.write_text(out / shard_format.SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     # not in summary.json, whose bytes must not depend on how the run went
     return {
@@ -133,19 +131,19 @@ def _execute(todo: list[tuple[Job, str]], settings: images.ImageSettings, out: P
             yield futures[future], future.result()
 
 
-def build_job(
-    job: Job, digest: str, settings: images.ImageSettings, out: str, row_group_size: int
-) -> list[list]:
-    """Decode and re-encode one job's images, write its shard, then its record; return per-row outcomes.
+def build_job(job: Job, digest: str, settings: images.ImageSettings, out: str, row_group_size: int) -> int:
+    """Decode and re-encode one job's images, write its shard, then its record; return its rows in the shard.
 
-    An outcome is [key, status, error, index in shard, width, height].
+    The record holds one outcome per row: [key, status, error, index in shard, width, height].
     """
     rows, outcomes = [], []
     with contextlib.ExitStack() as stack:
         files: dict[str, object] = {}
-        for candidate in job.candidates:
+        for candidate in job.candidates():
             location = candidate.location
             try:  # the plan read every file; one can still become unreadable before its job runs
+                if isinstance(location, str):
+                    raise FileNotFoundError(location)
                 if location.path not in files:
                     files[location.path] = stack.enter_context(open(location.path, "rb"))
                 handle = files[location.path]
@@ -174,40 +172,76 @@ def build_job(
     shard_format.write_shard(table, Path(out) / job.name, row_group_size=row_group_size)
     record = {"digest": digest, "outcomes": outcomes}
     atomic.write_text(Path(out) / RECORDS / f"{job.name}.json", json.dumps(record, ensure_ascii=False))
+    return len(rows)
+
+
+def _record(out: Path, job: Job) -> list[list] | None:
+    """The outcomes recorded for the job with its current digest, or None."""
+    try:
+        record = json.loads((out / RECORDS / f"{job.name}.json").read_text(encoding="utf-8"))
+        outcomes = record["outcomes"]
+        if record.get("digest") != job.digest or len(outcomes) != len(job):  # the digest covers the keys
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
     return outcomes
 
 
-def _finished(out: Path, job: Job, digest: str) -> list[list] | None:
-    """The outcomes of a job finished by an earlier run, verified against its shard; else None."""
+def _finished(out: Path, job: Job) -> bool:
+    """Whether an earlier run finished the job: its record has the current digest and its shard holds
+    exactly the recorded keys."""
+    outcomes = _record(out, job)
+    if outcomes is None:
+        return False
     try:
-        record = json.loads((out / RECORDS / f"{job.name}.json").read_text(encoding="utf-8"))
-        if record.get("digest") != digest:
-            return None
-        outcomes = record["outcomes"]
-        if [o[0] for o in outcomes] != [c.key for c in job.candidates]:
-            return None
         shard = shard_format.open_shard(out / job.name)
         keys = shard.read(columns=["key"]).column("key").to_pylist()
     except (OSError, ValueError, KeyError, TypeError, IndexError, pa.ArrowException, ManifestError):
-        return None
-    return outcomes if keys == [o[0] for o in outcomes if o[1] == manifest.STATUS_OK] else None
+        return False
+    return keys == [o[0] for o in outcomes if o[1] == manifest.STATUS_OK]
 
 
-def _final_manifest(plan: Plan, outcomes: dict[str, list[list]]) -> pa.Table:
-    """Every input row: status and error, the new split, and for ok rows where it lives in the shards."""
-    placed: dict[int, tuple] = {}
-    for job in plan.jobs:
-        for candidate, outcome in zip(job.candidates, outcomes[job.name], strict=True):
-            placed[candidate.row] = (job.name, outcome, candidate)
-    rows = []
-    for i, row in enumerate(plan.rows):
-        new = {**row, "split": plan.split[i], "shard": None, "index": None}
-        if i in plan.decided:
-            new["status"], new["error"] = plan.decided[i]
-        else:
-            name, (_, status, error, index, width, height), candidate = placed[i]
-            new.update(status=status, error=error, caption=candidate.caption, image_sha256=candidate.sha256)
-            if status == manifest.STATUS_OK:
-                new.update(shard=name, index=index, width=width, height=height)
-        rows.append(new)
-    return manifest.from_rows(rows)
+def _write_manifest(plan: Plan, out: Path) -> report.Tally:
+    """Every input row: status and error, the new split, and for ok rows where it lives in the shards.
+
+    Written batch by batch in input order. Each split's kept rows come in the order of its jobs, so one
+    job's record per split is open at a time.
+    """
+    tally = report.Tally()
+    records = {name: iter([j for j in plan.jobs if j.split == name]) for name in manifest.SPLITS}
+    current: dict[str, collections.deque] = {name: collections.deque() for name in manifest.SPLITS}
+    with manifest.writer(out / manifest.MANIFEST_NAME) as written:
+        for source in plan.inputs:
+            row = source.first
+            for table in manifest.iter_batches(source.manifest):
+                rows = []
+                for value in table.to_pylist():
+                    split = manifest.SPLITS[plan.split[row]]
+                    new = {**value, "split": split, "shard": None, "index": None}
+                    code = int(plan.code[row])
+                    if code >= 2:
+                        new["status"], new["error"] = manifest.STATUS_FILTERED, reason_of(code)
+                    elif code == CANDIDATE:
+                        queue = current[split]
+                        if not queue:
+                            queue.extend(_outcomes(out, next(records[split])))
+                        name, (key, status, error, index, width, height) = queue.popleft()
+                        if key != value["key"]:  # the records belong to another plan
+                            raise ManifestError(f"build-shards: the record of {name} is stale", "rerun build-shards")
+                        sha = value["image_sha256"] or plan.shas[row]
+                        new.update(status=status, error=error, caption=value["caption"].strip(), image_sha256=sha)
+                        if status == manifest.STATUS_OK:
+                            new.update(shard=name, index=index, width=width, height=height)
+                    rows.append(new)
+                    row += 1
+                batch = manifest.from_rows(rows)
+                written.write(batch)
+                tally.add(batch)
+    return tally
+
+
+def _outcomes(out: Path, job: Job) -> list[tuple[str, list]]:
+    outcomes = _record(out, job)
+    if outcomes is None:  # written by this run a moment ago: only another writer could have removed it
+        raise ManifestError(f"build-shards: the record of {job.name} is missing or stale", "rerun build-shards")
+    return [(job.name, outcome) for outcome in outcomes]
