@@ -97,10 +97,11 @@ def test_export_best_follows_the_umask_and_carries_length_and_card(overshooting_
     assert f"step {best}" in body and f"| loss | {losses[best]:.4f} |" in body
 
 
-def test_export_of_a_step_not_kept_names_the_kept_steps(tiny_run, tmp_path):
-    run_dir, _, _ = tiny_run
+def test_export_of_a_step_not_kept_names_the_kept_steps(overshooting_run, tmp_path):
+    run_dir, _ = overshooting_run
     done = export(str(run_dir), "--out", str(tmp_path / "m"), "--step", "3")
     assert done.returncode == 2, done.stderr[-3000:]
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "step 3" in lines[0] and "50, 100, 150, 154" in lines[0], lines
+    # checkpoints every 20 steps and at each phase's end (4, 84, 92), all kept
+    assert len(lines) == 1 and "step 3" in lines[0] and "4, 20, 40, 60, 80, 84, 92" in lines[0], lines
     assert not (tmp_path / "m").exists()
