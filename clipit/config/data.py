@@ -126,6 +126,13 @@ class ShardSettings(Section):
         "it", description="Language of the kept captions; rows whose `lang` differs are filtered."
     )
     workers: int = Field(2, ge=0, description="Decode/resize worker processes (0 = in the main process).")
+    distributor: Literal["local", "ray"] = Field(
+        "local", description="'local': `workers` processes here; 'ray': one Ray task per output shard."
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster address ('auto', 'HOST:6379', 'ray://HOST:10001'); unset: a Ray started for the run.",
+    )
 
     # Filters that together reject every row are a mistake in the config, not a run to start.
     @model_validator(mode="after")

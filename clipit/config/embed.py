@@ -28,5 +28,15 @@ class EmbedConfig(Section):
         ge=0,
         description="With --out, build an ANN index (usearch HNSW) from this many vectors; fewer: exact search.",
     )
+    distributor: Literal["local", "ray"] = Field(
+        "local", description="With --out: 'local' embeds here; 'ray' embeds each shard as a Ray task."
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster address ('auto', 'HOST:6379', 'ray://HOST:10001'); unset: a Ray started for the run.",
+    )
+    ray_workers: int = Field(
+        2, ge=1, description="With distributor 'ray': Ray actors, each loading the model once."
+    )
     index: Path | None = Field(None, description="Embedded folder that `clipit search` ranks.")
     k: int = Field(10, ge=1, description="Results shown by `clipit search`.")

@@ -18,19 +18,16 @@ reads its rows itself, and the final manifest is written batch by batch from the
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import contextlib
 import dataclasses
 import json
-import multiprocessing
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from clipit import atomic, folder_lock, parent_watch
+from clipit import atomic, distribute, folder_lock
 from clipit.config.data import ShardSettings
 from clipit.console import progress
 from clipit.data import manifest, shard_format
@@ -110,25 +107,16 @@ def _check_exclude(entries: list[Path], folders: list[Path], out: Path) -> None:
 
 
 def _execute(todo: list[tuple[Job, str]], settings: images.ImageSettings, out: Path, cfg: ShardSettings):
-    """Yield (job, outcomes) as jobs finish; in worker processes when there are several jobs."""
-    if cfg.workers == 0 or len(todo) < 2:
-        for job, digest in todo:
-            yield job, build_job(job, digest, settings, str(out), cfg.row_group_size)
-        return
-    # spawn, not fork: the parent may hold JAX or other threads that a fork would copy half-way
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        min(cfg.workers, len(todo)),
-        mp_context=context,
-        initializer=parent_watch.exit_with_parent,  # after a kill -9 of clipit, workers exit too
-        initargs=(os.getpid(),),
-    ) as pool:
-        futures = {
-            pool.submit(build_job, job, digest, settings, str(out), cfg.row_group_size): job
-            for job, digest in todo
-        }
-        for future in concurrent.futures.as_completed(futures):
-            yield futures[future], future.result()
+    """Yield (job, outcomes) as jobs finish: one job (one shard) per task of the configured distributor."""
+    dist = distribute.Distributor(
+        cfg.distributor,
+        min(cfg.workers, len(todo)) if len(todo) > 1 else 0,  # one job: no process pool to start
+        cfg.ray_address,
+        "data.shards.distributor",
+    )
+    jobs = ((job, digest, settings, str(out), cfg.row_group_size) for job, digest in todo)
+    for (job, *_), outcomes in distribute.run(dist, build_job, jobs):
+        yield job, outcomes
 
 
 def build_job(job: Job, digest: str, settings: images.ImageSettings, out: str, row_group_size: int) -> int:
