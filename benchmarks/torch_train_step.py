@@ -81,11 +81,15 @@ def torch_train_step(
 
 
 def compile_unavailable_reason() -> str | None:
-    """Why `torch.compile` cannot run here, or None: on the CPU inductor needs a C++ compiler."""
+    """Why `torch.compile` cannot run here, or None: inductor's CPU kernels need a C++ compiler, and on
+    a GPU Triton builds its kernel launcher with a C compiler."""
     import shutil
 
-    if torch_device() == "cpu" and not (shutil.which("g++") or shutil.which("clang++")):
-        return "torch.compile on the CPU needs a C++ compiler (g++ or clang++), none on PATH"
+    if torch_device() == "cpu":
+        if not (shutil.which("g++") or shutil.which("clang++")):
+            return "torch.compile on the CPU needs a C++ compiler (g++ or clang++), none on PATH"
+    elif not any(shutil.which(name) for name in ("cc", "gcc", "clang")):
+        return "torch.compile on a GPU needs a C compiler for Triton (cc, gcc or clang), none on PATH"
     return None
 
 

@@ -8,6 +8,7 @@ count is compared alone, where nothing is left out (XLA reports the square root 
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -107,3 +108,13 @@ def test_optimizer_count_matches_xla(settings, tolerance):
 def test_optimizer_count_refuses_what_it_does_not_cover():
     with pytest.raises(ValueError, match="adabelief"):
         step_flops.optimizer_flops({"w": (2, 2)}, OptimizerSettings(name="adabelief"))
+
+
+def test_torch_compile_row_says_why_without_a_compiler(tmp_path, monkeypatch):
+    """Without a compiler on PATH the benchmark reports the compiled row as unavailable, and why."""
+    from torch_train_step import compile_unavailable_reason
+
+    cpp = shutil.which("g++") or shutil.which("clang++")  # the CPU's requirement (tests run on CPUs)
+    assert (compile_unavailable_reason() is None) == bool(cpp)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no compiler at all
+    assert "compiler" in compile_unavailable_reason()
