@@ -21,8 +21,8 @@ from clipit.data import manifest
 SOURCE = "big"
 
 
-def write_big_source(folder: Path, rows: int, images: int = 16, failed_every: int = 5) -> Path:
-    """Write `folder/00000.tar` and `folder/manifest.parquet`; every `failed_every`-th image failed."""
+def write_big_source(folder: Path, rows: int, images: int = 16, failed: float = 0.2) -> Path:
+    """Write `folder/00000.tar` and `folder/manifest.parquet`; a share `failed` of the images failed."""
     folder.mkdir(parents=True, exist_ok=True)
     with tarfile.open(folder / "00000.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
         for member in range(images):
@@ -35,15 +35,14 @@ def write_big_source(folder: Path, rows: int, images: int = 16, failed_every: in
     with manifest.writer(folder / manifest.MANIFEST_NAME) as out:
         for start in range(0, rows, manifest.ROW_GROUP_ROWS):
             out.write_rows(
-                _row(i, images, failed_every)
-                for i in range(start, min(rows, start + manifest.ROW_GROUP_ROWS))
+                _row(i, images, failed) for i in range(start, min(rows, start + manifest.ROW_GROUP_ROWS))
             )
     return folder
 
 
-def _row(i: int, images: int, failed_every: int) -> dict:
+def _row(i: int, images: int, share: float) -> dict:
     image = i // 2
-    failed = image % failed_every == failed_every - 1
+    failed = image % 100 < round(share * 100)
     return {
         "key": f"{SOURCE}/{image}/{i % 2}",
         "source": SOURCE,
