@@ -6,7 +6,9 @@ skipped, warned about and left out of the rows; `paths_out` lists the rows' path
 two align (a file name holding a line break is refused before any work: it would shift the lines).
 When no image can be read at all the run fails and writes nothing.
 
-Folder mode (`--out DIR`, for collections too large for one array) is clipit.embed_index.
+Folder mode (`--out DIR`, for collections too large for one array) is clipit.embed_index: the folder is
+listed and embedded shard by shard, so memory does not grow with the collection, here or (with
+`embed.distributor = "ray"`) as one Ray task per shard.
 
 Every input and output is checked before the model is loaded, so a bad path costs no work.
 """
@@ -22,9 +24,10 @@ import numpy as np
 from clipit import atomic, embed_index
 from clipit.config.embed import EmbedConfig
 from clipit.console import info
+from clipit.distribute import Distributor
 from clipit.encode import MAX_FAILURES_SHOWN, Encoder
 from clipit.errors import ClipitError, ConfigError, DataError
-from clipit.image_files import IMAGE_EXTENSIONS, list_images
+from clipit.image_files import IMAGE_EXTENSIONS, iter_images, list_images
 from clipit.outputs import check_output_dir, check_output_file
 
 EMBED_RECORD = embed_index.RECORD
@@ -43,6 +46,19 @@ def refuse_terminal(stream) -> None:
 def write_npy(vectors: np.ndarray, stream: BinaryIO) -> None:
     np.save(stream, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
     stream.flush()
+
+
+def check_has_images(root: Path) -> None:
+    """What image_paths checks, reading only up to the first image."""
+    if not Path(root).is_dir():
+        raise DataError(f"{root} is not a folder", "pass a folder of images (searched recursively)")
+    if next(iter_images(root), None) is None:
+        raise DataError(f"{root} holds no image files", "supported: " + ", ".join(sorted(IMAGE_EXTENSIONS)))
+
+
+def distributor(cfg: EmbedConfig) -> Distributor:
+    """Where `embed --out` embeds its shards: here, or on Ray actors (cfg.ray_workers) that each load the model."""
+    return Distributor(cfg.distributor, cfg.ray_workers, cfg.ray_address, "embed.distributor")
 
 
 def image_paths(root: Path) -> list[Path]:
@@ -130,6 +146,12 @@ def check_inputs(cfg: EmbedConfig, stdout) -> None:
     if cfg.out is not None:
         check_output_dir(cfg.out, "--out")
         embed_index.check_folder(cfg.out)
+        distributor(cfg).check()
+    elif cfg.distributor != "local":
+        raise ConfigError(
+            f"embed.distributor = {cfg.distributor!r} is for --out DIR",
+            "add --out DIR, or use --distributor local for a .npy on stdout",
+        )
     else:
         refuse_terminal(stdout)
     if cfg.paths_out is not None:
@@ -155,20 +177,23 @@ def run(cfg: EmbedConfig, stdout) -> dict:
         ).encode_texts(texts, batch_size=cfg.batch_size)
         write_npy(vectors, stdout.buffer)
         return {"rows": len(vectors), "dim": int(vectors.shape[1])}
-    paths = image_paths(cfg.images)
-    if cfg.paths_out is not None:
-        check_line_safe_names(Path(cfg.images), paths)
-    encoder = open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
-    if cfg.out is not None:
+    if cfg.out is not None:  # listed shard by shard as it is embedded: never the whole collection at once
+        check_has_images(Path(cfg.images))
         return embed_index.write(
-            encoder,
+            open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache),
             cfg.images,
-            paths,
+            None,
             cfg.out,
             batch_size=cfg.batch_size,
             shard_size=cfg.shard_size,
             ann_threshold=cfg.ann_threshold,
+            distributor=distributor(cfg),
+            compilation_cache=cfg.compilation_cache,
         )
+    paths = image_paths(cfg.images)
+    if cfg.paths_out is not None:
+        check_line_safe_names(Path(cfg.images), paths)
+    encoder = open_model(cfg.model, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
     vectors, rows, failures = embed_images(encoder, cfg.images, batch_size=cfg.batch_size, paths=paths)
     write_npy(vectors, stdout.buffer)
     if cfg.paths_out is not None:

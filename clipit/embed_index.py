@@ -22,20 +22,23 @@ folder is never a mix of two embeddings, and one run at a time writes it (it hol
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clipit import ann, atomic, folder_lock
+from clipit import ann, atomic, distribute, folder_lock
 from clipit.console import info, warn
-from clipit.encode import Encoder
+from clipit.encode import Encoder, open_model
 from clipit.errors import DataError
+from clipit.image_files import iter_images
 
 RECORD = "embed.json"
 FORMAT_VERSION = 2  # 2: absolute model path, files digest in each shard's metadata
@@ -87,18 +90,31 @@ def check_folder(out: Path) -> None:
 def write(
     encoder: Encoder,
     root: Path,
-    paths: Sequence[Path],
+    paths: Sequence[Path] | None,
     out: Path,
     *,
     batch_size: int,
     shard_size: int,
     ann_threshold: int = ann.DEFAULT_THRESHOLD,
+    distributor: distribute.Distributor | None = None,
+    compilation_cache: bool = True,
 ) -> dict:
-    """Embed `paths` (the sorted listing of `root`) into `out`, keeping the shards that are still
-    current, then build its ANN index when it holds at least `ann_threshold` vectors (clipit.ann);
-    returns a summary. One run at a time writes a folder (`DIR/.clipit.lock`)."""
+    """Embed `paths` (the sorted listing of `root`; None: listed here, one folder at a time) into `out`,
+    keeping the shards that are still current, then build its ANN index when it holds at least
+    `ann_threshold` vectors (clipit.ann); returns a summary. One run at a time writes a folder
+    (`DIR/.clipit.lock`). Shards are embedded here with `encoder`, or with `distributor` (Ray) as one
+    task per shard on actors that each load the same model once."""
     with folder_lock.hold(out, "embed"):
-        summary = _write(encoder, Path(root), paths, Path(out), batch_size=batch_size, shard_size=shard_size)
+        summary = _write(
+            encoder,
+            Path(root),
+            paths,
+            Path(out),
+            batch_size=batch_size,
+            shard_size=shard_size,
+            distributor=distributor or distribute.Distributor("local", 0),
+            compilation_cache=compilation_cache,
+        )
         record = json.loads((Path(out) / RECORD).read_text(encoding="utf-8"))
         updated = ann.update(
             Path(out), record, ann_threshold, rows=summary["rows"], load_vectors=lambda: read(out)[0]
@@ -108,16 +124,36 @@ def write(
         return {**summary, "ann": "ann" in updated}
 
 
+def shard_names(root: Path, paths: Iterable[Path] | None, shard_size: int) -> Iterator[list[str]]:
+    """The relative paths of each shard's files, shard after shard: only one shard's names in memory."""
+    listing = iter(iter_images(root) if paths is None else paths)
+    while names := [p.relative_to(root).as_posix() for p in itertools.islice(listing, shard_size)]:
+        yield names
+
+
 def _write(
-    encoder: Encoder, root: Path, paths: Sequence[Path], out: Path, *, batch_size: int, shard_size: int
+    encoder: Encoder,
+    root: Path,
+    paths: Sequence[Path] | None,
+    out: Path,
+    *,
+    batch_size: int,
+    shard_size: int,
+    distributor: distribute.Distributor,
+    compilation_cache: bool,
 ) -> dict:
-    relative = [p.relative_to(root).as_posix() for p in paths]
+    # First pass: each shard's digest only (a hash per shard), so that the shards whose files changed
+    # lose their "done" mark before any new work; the second pass embeds, reading the listing again.
+    digests, files = [], 0
+    for names in shard_names(root, paths, shard_size):
+        digests.append(_digest(root, names))
+        files += len(names)
     record = {
         "format_version": FORMAT_VERSION,
         "model": model_reference(encoder.name),
         "dtype": encoder.dtype,
         "root": str(root.resolve()),
-        "files": len(relative),
+        "files": files,
         "shard_size": shard_size,
         "dim": encoder.dim,
     }
@@ -125,23 +161,29 @@ def _write(
     for sub in ("img_emb", "metadata", "failed", "ann"):  # leftovers of writes a kill interrupted
         if (out / sub).is_dir():
             atomic.remove_stale_temporaries(out / sub)
-    count = -(-len(relative) // shard_size)
-    names = [relative[i * shard_size : (i + 1) * shard_size] for i in range(count)]
-    digests = [_digest(root, shard_names) for shard_names in names]
+    count = len(digests)
     changed = _drop_stale_shards(out, digests)
     if changed:
         info(
             f"{out}: {changed} shard(s) no longer match {root} (files added, removed or modified): re-embedding them"
         )
-    done = skipped = 0
-    for shard in range(count):
-        if metadata_file(out, shard).is_file():
-            skipped += 1
-            continue
-        _write_shard(
-            encoder, root, out, shard, names[shard], digests[shard], batch_size, f"shard {shard + 1}/{count}"
+    jobs = (
+        (str(root), str(out), shard, names, _digest(root, names), batch_size, f"shard {shard + 1}/{count}")
+        for shard, names in enumerate(itertools.islice(shard_names(root, paths, shard_size), count))
+        if not _current(out, shard, digests[shard])
+    )
+    if distributor.kind == "local":
+        state = lambda: encoder  # noqa: E731  (this process: the model already loaded)
+    else:  # each Ray actor loads the model once, by its absolute path (or hub id)
+        state = functools.partial(
+            open_model, record["model"], dtype=encoder.dtype, compilation_cache=compilation_cache
         )
+    done = 0
+    for (_, _, shard, *_), rows in distribute.run(distributor, _embed_shard, jobs, state=state):
         done += 1
+        if distributor.kind != "local":  # the workers' own progress bars do not reach this terminal
+            info(f"shard {shard + 1}/{count} embedded: {rows} vectors")
+    skipped = count - done
     rows = sum(pq.read_metadata(metadata_file(out, i)).num_rows for i in range(count))
     failures = sum(
         failed_file(out, i).read_text(encoding="utf-8").count("\n")
@@ -151,18 +193,26 @@ def _write(
     info(f"{out}: {rows} vectors in {count} shards ({skipped} already done), {failures} unreadable files")
     if rows == 0:
         raise DataError(
-            f"none of the {len(relative)} image files under {root} could be read",
+            f"none of the {files} image files under {root} could be read",
             f"see the warnings above and {out / 'failed'}",
         )
     return {
         "out": str(out),
-        "files": len(relative),
+        "files": files,
         "rows": rows,
         "unreadable": failures,
         "shards": count,
         "shards_written": done,
         "shards_resumed": skipped,
     }
+
+
+def _current(out: Path, shard: int, digest: str) -> bool:
+    """Whether the shard is done and was made from the files it covers now."""
+    metadata = metadata_file(out, shard)
+    if not metadata.is_file():
+        return False
+    return (pq.read_schema(metadata).metadata or {}).get(DIGEST_KEY, b"").decode() == digest
 
 
 def read(folder: Path) -> tuple[np.ndarray, list[str], dict]:
@@ -264,20 +314,25 @@ def _drop_stale_shards(out: Path, digests: list[str]) -> int:
     return dropped
 
 
-def _write_shard(
+def _embed_shard(
     encoder: Encoder,
-    root: Path,
-    out: Path,
+    root: str,
+    out: str,
     shard: int,
     names: list[str],
     digest: str,
     batch_size: int,
     description: str,
-) -> None:
-    encoded = encoder.encode_images([root / n for n in names], batch_size=batch_size, description=description)
-    with atomic.atomic_path(vectors_file(out, shard)) as tmp, open(tmp, "wb") as f:
+) -> int:
+    """Embed one shard's files and write its vectors, failures and (last, the "done" mark) metadata;
+    returns its row count. Runs here or in a Ray actor."""
+    root_path, out_path = Path(root), Path(out)
+    encoded = encoder.encode_images(
+        [root_path / n for n in names], batch_size=batch_size, description=description
+    )
+    with atomic.atomic_path(vectors_file(out_path, shard)) as tmp, open(tmp, "wb") as f:
         np.save(f, encoded.vectors.astype(np.float16), allow_pickle=False)
-    failed = failed_file(out, shard)
+    failed = failed_file(out_path, shard)
     if encoded.failures:
         lines = (f"{_tsv_field(names[i])}\t{_tsv_field(' '.join(r.split()))}\n" for i, r in encoded.failures)
         atomic.write_text(failed, "".join(lines))
@@ -285,8 +340,9 @@ def _write_shard(
         failed.unlink(missing_ok=True)  # from an earlier run of this shard
     table = pa.table({"image_path": pa.array([names[i] for i in encoded.kept], pa.string())})
     table = table.replace_schema_metadata({DIGEST_KEY: digest.encode()})
-    with atomic.atomic_path(metadata_file(out, shard)) as tmp:
+    with atomic.atomic_path(metadata_file(out_path, shard)) as tmp:
         pq.write_table(table, tmp)
+    return len(encoded.kept)
 
 
 def _tsv_field(text: str) -> str:
