@@ -38,6 +38,10 @@ class DownloadSettings(Section):
     distributor: Literal["multiprocessing", "pyspark", "ray"] = Field(
         "multiprocessing", description="img2dataset distributor; pyspark or ray for clusters."
     )
+    spark_master: str | None = Field(
+        None,
+        description="With pyspark: the Spark master clipit starts a session on ('spark://HOST:7077', 'local[4]'); unset: img2dataset's local[processes].",
+    )
 
 
 class Cc3mSource(Section):

@@ -229,7 +229,7 @@ def _run_img2dataset(input_parquet: Path, images: Path, settings: DownloadSettin
 
     previous_sigint = signal.getsignal(signal.SIGINT)
     try:
-        with _stdout_to_stderr(), _adapted_workers(i2d, settings.distributor):
+        with _stdout_to_stderr(), _adapted_workers(i2d, settings.distributor), _spark(settings):
             i2d.download(
                 url_list=str(input_parquet),
                 input_format="parquet",
@@ -273,6 +273,31 @@ def _stdout_to_stderr() -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def _spark(settings: DownloadSettings) -> Iterator[None]:
+    """For the pyspark distributor: Python workers that run this interpreter (the default `python3` on
+    PATH lacks img2dataset), and a session on `spark_master` when one is set (img2dataset uses the active
+    session, else starts local[processes]). A session started here is stopped afterwards."""
+    if settings.distributor != "pyspark":
+        yield
+        return
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if settings.spark_master is None:
+        yield
+        return
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    session = (
+        active or SparkSession.builder.master(settings.spark_master).appName("clipit download").getOrCreate()
+    )
+    try:
+        yield
+    finally:
+        if active is None:
+            session.stop()
 
 
 @contextlib.contextmanager
