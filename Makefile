@@ -6,14 +6,14 @@ STAMP := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test test-fast lint browser demo docs clean
+.PHONY: install test test-fast lint browser java demo docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,distributed]'  # distributed: the Ray and PySpark tests
 	# clip_benchmark's own data files and reader code for the eval tests; --no-deps: its requirements
 	# (torchvision, open_clip) would replace the pinned CPU torch with a CUDA build
 	$(BIN)/pip install --quiet --no-deps 'clip-benchmark==1.6.2'
@@ -32,9 +32,16 @@ browser:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium is not installed: the browser test of clipit serve will skip"; }
 
+# Debian's Java for PySpark (the tests of img2dataset's pyspark distributor, in local mode). Installed when
+# missing and this is root; otherwise those tests fail saying Java is missing.
+java:
+	@command -v java >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; } \
+		|| echo "java is not installed: apt-get install default-jre-headless for the pyspark tests"; }
+
 # The tests check data parallelism on 8 virtual CPU devices; the demo runs as a user's `clipit demo` does.
 test: export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser java
 	$(BIN)/pytest -q
 
 # Unit and CLI tests only (no training, no multi-process runs, no server): a couple of minutes.
