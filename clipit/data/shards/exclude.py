@@ -136,31 +136,44 @@ def _entry_images(entry: Path) -> Iterator[tuple[list[str], bytes | None]]:
 
 def _manifest_images(path: Path) -> Iterator[tuple[list[str], bytes | None]]:
     try:
-        table = manifest.read(path)
+        manifest.open_file(path)
     except ManifestError as exc:
         raise ConfigError(
             f"build-shards --exclude {path}: {exc}", "pass a manifest written by clipit"
         ) from None
+    return _manifest_rows(path)
+
+
+def _manifest_rows(path: Path) -> Iterator[tuple[list[str], bytes | None]]:
     source = locate.SourceImages(path.parent)
     seen: set[tuple] = set()
-    for row in table.to_pylist():
-        place = (row["image_sha256"], row["shard"], row["index"])
-        if row["status"] != manifest.STATUS_OK or place in seen:
-            continue  # an image with several captions is one image
-        seen.add(place)
-        location = source.locate(row["shard"], row["index"])
-        data = None
-        if not isinstance(location, str):  # else (e.g. a Parquet training shard) only its hash is compared
-            try:
-                data = locate.read_bytes(location)
-            except OSError:
-                pass
-        # the manifest's hash names the original bytes, which may differ from the stored ones
-        names = {row["image_sha256"]} if row["image_sha256"] else set()
-        if data is not None:
-            names.add(hashlib.sha256(data).hexdigest())
-        if names:
-            yield sorted(names), data
+    columns = ["status", "shard", "index", "image_sha256"]
+    try:
+        for table in manifest.iter_batches(path, columns):  # streamed: an evaluation manifest of any size
+            for row in table.to_pylist():
+                place = (row["image_sha256"], row["shard"], row["index"])
+                if row["status"] != manifest.STATUS_OK or place in seen:
+                    continue  # an image with several captions is one image
+                seen.add(place)
+                location = source.locate(row["shard"], row["index"])
+                data = None
+                if not isinstance(
+                    location, str
+                ):  # else (e.g. a Parquet training shard) only its hash is compared
+                    try:
+                        data = locate.read_bytes(location)
+                    except OSError:
+                        pass
+                # the manifest's hash names the original bytes, which may differ from the stored ones
+                names = {row["image_sha256"]} if row["image_sha256"] else set()
+                if data is not None:
+                    names.add(hashlib.sha256(data).hexdigest())
+                if names:
+                    yield sorted(names), data
+    except ManifestError as exc:
+        raise ConfigError(
+            f"build-shards --exclude {path}: {exc}", "pass a manifest written by clipit"
+        ) from None
 
 
 def _read_file(path: Path) -> tuple[list[str], bytes]:
