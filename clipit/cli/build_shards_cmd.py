@@ -47,6 +47,14 @@ def build_shards(
             show_default=False,
         ),
     ] = None,
+    distributor: Annotated[
+        str | None,
+        typer.Option(
+            "--distributor",
+            help="local (worker processes here) or ray: one Ray task per shard, on the cluster at "
+            "data.shards.ray_address (config: data.shards.distributor).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -61,12 +69,14 @@ def build_shards(
       clipit build-shards --out /tmp/shards sources/synthetic --val-fraction 0.1
       clipit build-shards --out shards sources/cc3m --exclude sources/mscoco-it-val --exclude imagenet-it/val
       clipit build-shards --set data.shards.image_side=224 --set data.shards.workers=4
+      clipit build-shards --distributor ray --set data.shards.ray_address=auto   # docs/distributed.md
     """
     flags = {
         "data.shards.sources": ("SOURCE_DIR", sources),
         "data.shards.out": ("--out", out),
         "data.shards.val_fraction": ("--val-fraction", val_fraction),
         "data.shards.exclude": ("--exclude", exclude),
+        "data.shards.distributor": ("--distributor", distributor),
     }
     cfg = resolve(ctx, config, set_, flags)
     section = cfg.data.shards

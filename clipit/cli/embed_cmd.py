@@ -46,6 +46,14 @@ def embed(
             help="With --out: build an ANN index from this many vectors (default 50000).",
         ),
     ] = None,
+    distributor: Annotated[
+        str | None,
+        typer.Option(
+            "--distributor",
+            help="With --out: local (here) or ray: one Ray task per shard, on embed.ray_workers actors "
+            "that each load the model, at embed.ray_address (config: embed.distributor).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -64,6 +72,7 @@ def embed(
       clipit embed photos/ --model clip-italian/clip-italian --paths-out rows.txt > vecs.npy
       clipit embed --text captions.txt --model runs/base > texts.npy
       clipit embed photos/ --model runs/base --out index/      # then: clipit search "un gatto" --index index/
+      clipit embed photos/ --model runs/base --out index/ --distributor ray   # docs/distributed.md
     """
     from clipit import embed as embedding
 
@@ -77,6 +86,7 @@ def embed(
         "embed.shard_size": ("--shard-size", shard_size),
         "embed.dtype": ("--dtype", dtype),
         "embed.ann_threshold": ("--ann-threshold", ann_threshold),
+        "embed.distributor": ("--distributor", distributor),
     }
     cfg = resolve(ctx, config, set_, flags)
     if text is not None and path is None:  # --text replaces a configured folder

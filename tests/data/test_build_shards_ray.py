@@ -3,6 +3,9 @@ single-machine run, and a rerun after an interrupted run redoes only the missing
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,33 @@ def test_ray_build_equals_local_build_and_resumes(synthetic_source, tmp_path, ra
     built = [n for n in expected if n.startswith(("train-", "val-"))]
     assert again["shards_reused"] == len(built) - 2  # every shard but the two
     assert result_bytes(tmp_path / "ray") == expected
+
+
+@pytest.mark.slow
+def test_cli_joins_the_cluster_at_the_configured_address(synthetic_source, tmp_path, ray_cluster):  # noqa: F811
+    """`clipit build-shards --distributor ray` in its own process, reaching the cluster by its address."""
+    settings = ["--set", "data.shards.image_side=32", "--set", "data.shards.rows_per_shard=20"]
+    shards.run(
+        ShardSettings(image_side=32, rows_per_shard=20, workers=0), tmp_path / "local", [synthetic_source]
+    )
+    command = [sys.executable, "-c", "from clipit.cli.main import main; main()", "build-shards"]
+    address = ["--set", f"data.shards.ray_address={ray_cluster}"]
+    result = subprocess.run(
+        [
+            *command,
+            str(synthetic_source),
+            "--out",
+            str(tmp_path / "cli"),
+            "--distributor",
+            "ray",
+            *address,
+            *settings,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result_bytes(tmp_path / "cli") == result_bytes(tmp_path / "local")
+    assert 'distributor = "ray"' in (tmp_path / "cli" / "config.resolved.toml").read_text()
