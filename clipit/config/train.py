@@ -80,6 +80,54 @@ class DistributedSettings(Section):
     process_id: int | None = Field(None, ge=0, description="This process's id.")
 
 
+EVALUATOR_KINDS = ("zero-shot", "retrieval")
+# Splits the trainer itself writes to metrics.jsonl: an evaluator may not take these names.
+RESERVED_SPLITS = ("train", "val")
+
+
+class EvaluatorConfig(Section):
+    """One `[[train.evaluators]]` entry: a `clipit eval` task run on the current parameters."""
+
+    kind: Literal["zero-shot", "retrieval"] = Field(description="zero-shot or retrieval.")
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of its metrics (default: the dataset, e.g. 'synthetic' or 'imagenet-it').",
+    )
+    dataset: Literal["imagenet-it", "mscoco-it", "synthetic"] | None = Field(
+        None, description="Benchmark (default: imagenet-it for zero-shot, mscoco-it for retrieval)."
+    )
+    data: Path = Field(
+        description="zero-shot: class folders (or `download synthetic`'s folder); retrieval: a folder with "
+        "captions.json and images/ (or a COCO caption JSON, with `images`)."
+    )
+    images: Path | None = Field(None, description="retrieval with a caption JSON as data: its images folder.")
+    classnames: Path | None = Field(None, description="zero-shot: class names file (default as `clipit eval`).")
+    templates: Path | None = Field(None, description="zero-shot: templates file (default as `clipit eval`).")
+    labels: Path | None = Field(None, description="zero-shot: labels file for a flat image folder.")
+    every: int | None = Field(None, ge=1, description="Steps between runs (default: train.eval_every).")
+    max_images: int | None = Field(
+        None, ge=1, description="Evaluate an evenly spread subset of this many images (default: all)."
+    )
+    batch_size: int = Field(64, ge=1, description="Images or texts per forward pass.")
+
+    @model_validator(mode="after")
+    def _dataset_fits_kind(self) -> EvaluatorConfig:
+        allowed = ("imagenet-it", "synthetic") if self.kind == "zero-shot" else ("mscoco-it", "synthetic")
+        if self.dataset is not None and self.dataset not in allowed:
+            raise ValueError(f"dataset {self.dataset!r} is not a {self.kind} set: use one of {', '.join(allowed)}")
+        return self
+
+    @property
+    def benchmark(self) -> str:
+        return self.dataset or ("imagenet-it" if self.kind == "zero-shot" else "mscoco-it")
+
+    @property
+    def split(self) -> str:
+        """The evaluator's `split` in metrics.jsonl and its metric-name prefix."""
+        return self.name or self.benchmark
+
+
 class TrainConfig(Section):
     data: Path = Field(Path("shards"), description="Shards folder made by build-shards.")
     out: Path = Field(Path("runs/clipit"), description="Run folder: checkpoints, metrics, export.")
@@ -107,7 +155,33 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(500, ge=1, description="Steps between checkpoints.")
     keep_checkpoints: int = Field(3, ge=1, description="Latest checkpoints kept (plus the best).")
     export: bool = Field(True, description="Write the HF export into RUN_DIR/export at the end.")
+    evaluators: list[EvaluatorConfig] = Field(
+        default_factory=list,
+        description="Zero-shot and retrieval tasks run on the current parameters every `every` steps.",
+    )
+    best_by: str = Field(
+        "val/loss",
+        pattern=r"^[^/\s]+/\S+$",
+        description="Metric ('<split>/<name>' as logged, e.g. 'synthetic/shape/acc1') choosing the kept best checkpoint.",
+    )
+    best_mode: Literal["min", "max"] | None = Field(
+        None, description="Whether best_by is best low or high (default: min for a loss, else max)."
+    )
     distributed: DistributedSettings = Field(default_factory=DistributedSettings)
+
+    @model_validator(mode="after")
+    def _evaluator_names_unique(self) -> TrainConfig:
+        seen: set[str] = set()
+        for i, evaluator in enumerate(self.evaluators):
+            split = evaluator.split
+            if split in RESERVED_SPLITS:
+                raise ValueError(f"evaluators[{i}]: the name {split!r} is the trainer's own: give it another `name`")
+            if split in seen:
+                raise ValueError(
+                    f"evaluators[{i}]: a second evaluator named {split!r}: give each a distinct `name`"
+                )
+            seen.add(split)
+        return self
 
     @model_validator(mode="after")
     def _micro_batch_divides(self) -> TrainConfig:
