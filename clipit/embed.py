@@ -25,6 +25,7 @@ from clipit import atomic, embed_index
 from clipit.config.embed import EmbedConfig
 from clipit.console import info
 from clipit.distribute import Distributor
+from clipit.embed_shard import LINE_BREAKS
 from clipit.encode import MAX_FAILURES_SHOWN, Encoder
 from clipit.errors import ClipitError, ConfigError, DataError
 from clipit.image_files import IMAGE_EXTENSIONS, iter_images, list_images
@@ -75,7 +76,7 @@ def check_line_safe_names(root: Path, paths: Sequence[Path]) -> None:
     """Refuse a listing with a line break in a relative path: one path per line would go out of step."""
     for path in paths:
         name = path.relative_to(root).as_posix()
-        if any(c in embed_index.LINE_BREAKS for c in name):
+        if any(c in LINE_BREAKS for c in name):
             raise DataError(
                 f"{root}: the file name {name!r} holds a line break, which would split its line in --paths-out",
                 "rename the file, or use --out DIR (its paths are stored in Parquet)",

@@ -18,6 +18,11 @@ metadata of every shard whose files are no longer the same, first, and re-embeds
 others are kept. Since shards are ranges of the sorted listing, a file added or removed re-embeds its
 shard and the ones after it. The model, dtype, root, shard size and dimension must stay the same: a
 folder is never a mix of two embeddings, and one run at a time writes it (it holds `DIR/.clipit.lock`).
+
+Memory does not grow with the collection: the folder is listed in sorted order one folder at a time
+(clipit.image_files.iter_images), twice (first each shard's digest, then the shards to embed), and one
+shard's names and vectors are held at a time per worker. Shards are embedded here or, with a Ray
+distributor, as Ray tasks (clipit.embed_shard is the unit of work).
 """
 
 from __future__ import annotations
@@ -31,11 +36,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clipit import ann, atomic, distribute, folder_lock
 from clipit.console import info, warn
+from clipit.embed_shard import embed_shard
 from clipit.encode import Encoder, open_model
 from clipit.errors import DataError
 from clipit.image_files import iter_images
@@ -52,9 +57,6 @@ IDENTITY = (
     "dim",
 )  # what a resumed run must match
 DIGEST_KEY = ann.DIGEST_KEY  # the per-shard digest of the embedded files, beside the fingerprint reading it
-# Characters that end a line for str.splitlines (and, for \r, for text-mode reading): in a one-name-per-line
-# file a name holding one would shift every later row.
-LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def model_reference(spec: str) -> str:
@@ -168,7 +170,7 @@ def _write(
             f"{out}: {changed} shard(s) no longer match {root} (files added, removed or modified): re-embedding them"
         )
     jobs = (
-        (str(root), str(out), shard, names, _digest(root, names), batch_size, f"shard {shard + 1}/{count}")
+        (str(root), _files(out, shard), names, _digest(root, names), batch_size, f"shard {shard + 1}/{count}")
         for shard, names in enumerate(itertools.islice(shard_names(root, paths, shard_size), count))
         if not _current(out, shard, digests[shard])
     )
@@ -179,10 +181,10 @@ def _write(
             open_model, record["model"], dtype=encoder.dtype, compilation_cache=compilation_cache
         )
     done = 0
-    for (_, _, shard, *_), rows in distribute.run(distributor, _embed_shard, jobs, state=state):
+    for (_, (_, _, metadata), *_), rows in distribute.run(distributor, embed_shard, jobs, state=state):
         done += 1
         if distributor.kind != "local":  # the workers' own progress bars do not reach this terminal
-            info(f"shard {shard + 1}/{count} embedded: {rows} vectors")
+            info(f"{Path(metadata).name} embedded: {rows} vectors")
     skipped = count - done
     rows = sum(pq.read_metadata(metadata_file(out, i)).num_rows for i in range(count))
     failures = sum(
@@ -205,6 +207,10 @@ def _write(
         "shards_written": done,
         "shards_resumed": skipped,
     }
+
+
+def _files(out: Path, shard: int) -> tuple[str, str, str]:
+    return tuple(str(f(out, shard)) for f in (vectors_file, failed_file, metadata_file))
 
 
 def _current(out: Path, shard: int, digest: str) -> bool:
@@ -312,43 +318,3 @@ def _drop_stale_shards(out: Path, digests: list[str]) -> int:
             if int(path.stem.split("_")[-1]) >= len(digests):
                 path.unlink()
     return dropped
-
-
-def _embed_shard(
-    encoder: Encoder,
-    root: str,
-    out: str,
-    shard: int,
-    names: list[str],
-    digest: str,
-    batch_size: int,
-    description: str,
-) -> int:
-    """Embed one shard's files and write its vectors, failures and (last, the "done" mark) metadata;
-    returns its row count. Runs here or in a Ray actor."""
-    root_path, out_path = Path(root), Path(out)
-    encoded = encoder.encode_images(
-        [root_path / n for n in names], batch_size=batch_size, description=description
-    )
-    with atomic.atomic_path(vectors_file(out_path, shard)) as tmp, open(tmp, "wb") as f:
-        np.save(f, encoded.vectors.astype(np.float16), allow_pickle=False)
-    failed = failed_file(out_path, shard)
-    if encoded.failures:
-        lines = (f"{_tsv_field(names[i])}\t{_tsv_field(' '.join(r.split()))}\n" for i, r in encoded.failures)
-        atomic.write_text(failed, "".join(lines))
-    else:
-        failed.unlink(missing_ok=True)  # from an earlier run of this shard
-    table = pa.table({"image_path": pa.array([names[i] for i in encoded.kept], pa.string())})
-    table = table.replace_schema_metadata({DIGEST_KEY: digest.encode()})
-    with atomic.atomic_path(metadata_file(out_path, shard)) as tmp:
-        pq.write_table(table, tmp)
-    return len(encoded.kept)
-
-
-def _tsv_field(text: str) -> str:
-    """Backslash, tab and line breaks written as Python escapes (\\\\, \\t, \\n, \\x1c, ...): one record
-    per line, whatever the file name."""
-    return "".join(_ESCAPES.get(c, c) for c in text)
-
-
-_ESCAPES = {"\\": "\\\\", "\t": "\\t", **{c: repr(c)[1:-1] for c in LINE_BREAKS}}
