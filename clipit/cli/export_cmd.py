@@ -23,7 +23,11 @@ def export(
         typer.Option("--step", help="Export this checkpoint step instead of the latest.", show_default=False),
     ] = None,
     best: Annotated[
-        bool, typer.Option("--best", help="Export the kept checkpoint with the lowest validation loss.")
+        bool,
+        typer.Option(
+            "--best",
+            help="Export the kept checkpoint that is best by the run's train.best_by (default: lowest val loss).",
+        ),
     ] = False,
     license_id: Annotated[
         str,

@@ -102,7 +102,9 @@ class EvaluatorConfig(Section):
         "captions.json and images/ (or a COCO caption JSON, with `images`)."
     )
     images: Path | None = Field(None, description="retrieval with a caption JSON as data: its images folder.")
-    classnames: Path | None = Field(None, description="zero-shot: class names file (default as `clipit eval`).")
+    classnames: Path | None = Field(
+        None, description="zero-shot: class names file (default as `clipit eval`)."
+    )
     templates: Path | None = Field(None, description="zero-shot: templates file (default as `clipit eval`).")
     labels: Path | None = Field(None, description="zero-shot: labels file for a flat image folder.")
     every: int | None = Field(None, ge=1, description="Steps between runs (default: train.eval_every).")
@@ -115,7 +117,9 @@ class EvaluatorConfig(Section):
     def _dataset_fits_kind(self) -> EvaluatorConfig:
         allowed = ("imagenet-it", "synthetic") if self.kind == "zero-shot" else ("mscoco-it", "synthetic")
         if self.dataset is not None and self.dataset not in allowed:
-            raise ValueError(f"dataset {self.dataset!r} is not a {self.kind} set: use one of {', '.join(allowed)}")
+            raise ValueError(
+                f"dataset {self.dataset!r} is not a {self.kind} set: use one of {', '.join(allowed)}"
+            )
         return self
 
     @property
@@ -175,7 +179,9 @@ class TrainConfig(Section):
         for i, evaluator in enumerate(self.evaluators):
             split = evaluator.split
             if split in RESERVED_SPLITS:
-                raise ValueError(f"evaluators[{i}]: the name {split!r} is the trainer's own: give it another `name`")
+                raise ValueError(
+                    f"evaluators[{i}]: the name {split!r} is the trainer's own: give it another `name`"
+                )
             if split in seen:
                 raise ValueError(
                     f"evaluators[{i}]: a second evaluator named {split!r}: give each a distinct `name`"

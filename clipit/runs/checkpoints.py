@@ -3,7 +3,9 @@
 `RUN_DIR/checkpoints/<step>/state` holds the train state as a dict tree: `params` (flat, keyed by
 parameter path, clipit.runs.params), `rest` (RNG state), `opt` (optimizer state), `phase_step` and
 `loss_params`;
-`.../meta` holds the format version, global step, phase index, loader position and validation loss.
+`.../meta` holds the format version, global step, phase index, loader position, validation loss and
+`metrics`: every metric measured at that step, named as `train.best_by` names them ('val/loss',
+'synthetic/shape/acc1'); checkpoints written before `metrics` existed have `val_loss` only.
 Orbax writes each step into a temporary folder and renames it when complete, so a kill -9 leaves either
 the previous checkpoint or the new one, never half of one.
 
@@ -11,7 +13,9 @@ Resume order (documented once, here): read `meta` of the latest step -> rebuild 
 phase's optimizer (its state's structure) -> restore `state` into it -> restore the loader position ->
 continue with the next step of that phase.
 
-Retention: the last `keep` checkpoints plus the one with the best validation loss.
+Retention: the last `keep` checkpoints plus the best by `best_by` (default 'val/loss', lowest; a
+metric without 'loss' in its name is best highest unless `best_mode` says otherwise). Only checkpoints
+whose step measured that metric compete.
 """
 
 from __future__ import annotations
@@ -29,15 +33,26 @@ from clipit.errors import ModelError
 from clipit.runs.layout import checkpoint_dir
 
 FORMAT_VERSION = 1
+DEFAULT_BEST_BY = "val/loss"
 
 # orbax logs every save and restore at WARNING through absl; keep the trainer's stderr readable
 logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 class RunCheckpoints:
-    def __init__(self, run_dir: str | Path, keep: int = 3, *, read_only: bool = False):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        keep: int = 3,
+        *,
+        read_only: bool = False,
+        best_by: str = DEFAULT_BEST_BY,
+        best_mode: str | None = None,
+    ):
         self.directory = checkpoint_dir(run_dir)
         self.keep = keep
+        self.best_by = best_by
+        self.best_mode = best_mode or default_best_mode(best_by)
         options = ocp.CheckpointManagerOptions(
             enable_async_checkpointing=False,  # the step after a save may donate the saved buffers
             create=not read_only,
@@ -100,21 +115,37 @@ class RunCheckpoints:
     def _prune(self) -> None:
         steps = self.steps()
         keep = set(steps[-self.keep :])
-        scored = [(m["val_loss"], s) for s in steps if (m := self.read_meta(s)).get("val_loss") is not None]
-        if scored:
-            keep.add(min(scored)[1])
+        best = self.best_step()
+        if best is not None:
+            keep.add(best)
         for step in steps:
             if step not in keep:
                 self.manager.delete(step)
 
     def best_step(self) -> int | None:
+        """The kept step with the best `best_by` (the earliest among equals); None when none measured it."""
+        sign = 1.0 if self.best_mode == "min" else -1.0
         scored = [
-            (m["val_loss"], s) for s in self.steps() if (m := self.read_meta(s)).get("val_loss") is not None
+            (sign * value, s)
+            for s in self.steps()
+            if (value := metric_of(self.read_meta(s), self.best_by)) is not None
         ]
         return min(scored)[1] if scored else None
 
     def close(self) -> None:
         self.manager.close()
+
+
+def default_best_mode(metric: str) -> str:
+    return "min" if "loss" in metric else "max"
+
+
+def metric_of(meta: dict[str, Any], name: str) -> float | None:
+    """The value of metric `name` ('val/loss', ...) recorded in a checkpoint's meta, else None."""
+    value = (meta.get("metrics") or {}).get(name)
+    if value is None and name == DEFAULT_BEST_BY:
+        value = meta.get("val_loss")  # checkpoints from before `metrics` was recorded
+    return None if value is None or value != value else float(value)  # NaN never wins
 
 
 def encode_loader_state(state: Any) -> Any:

@@ -19,7 +19,7 @@ def export_run(
     best: bool = False,
     license: str = DEFAULT_LICENSE,
 ) -> Path:
-    """Write the run's latest (or given, or best by validation loss) checkpoint as an HF
+    """Write the run's latest (or given, or best by train.best_by) checkpoint as an HF
     VisionTextDualEncoder folder, with a model card."""
     from clipit.models.export import export_hf
 

@@ -1,5 +1,5 @@
 """Reading a run's `metrics.jsonl`: one JSON object per logged step, naming its `phase`, `step`
-(global) and `split` ('train' or 'val'). The trainer writes it (clipit.train.metrics)."""
+(global) and `split` ('train', 'val' or a `[[train.evaluators]]` name). The trainer writes it (clipit.train.metrics)."""
 
 from __future__ import annotations
 

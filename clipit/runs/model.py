@@ -14,7 +14,7 @@ from clipit.config.model import ModelConfig
 from clipit.errors import ModelError
 from clipit.models.build import build_model
 from clipit.models.dual_encoder import DualEncoder
-from clipit.runs.checkpoints import RunCheckpoints
+from clipit.runs.checkpoints import DEFAULT_BEST_BY, RunCheckpoints
 from clipit.runs.layout import CONFIG_NAME, config_path
 from clipit.runs.params import model_params, set_model_params
 
@@ -55,16 +55,21 @@ def load_run_model(
 
 
 def best_step(run_dir: str | Path) -> int:
-    """The kept checkpoint with the lowest validation loss."""
-    checkpoints = RunCheckpoints(run_dir, read_only=True)
+    """The kept checkpoint that is best by the run's `train.best_by` (default: lowest validation loss)."""
+    path = config_path(run_dir)
+    train = load_config(path).train if path.is_file() else None
+    best_by = train.best_by if train is not None else DEFAULT_BEST_BY
+    checkpoints = RunCheckpoints(
+        run_dir, read_only=True, best_by=best_by, best_mode=train.best_mode if train is not None else None
+    )
     try:
         best = checkpoints.best_step()
     finally:
         checkpoints.close()
     if best is None:
         raise ModelError(
-            f"{run_dir}: no checkpoint has a validation loss",
-            "the run saw no validation (too few val rows for one batch?): export --step N or the latest",
+            f"{run_dir}: no kept checkpoint measured {best_by} (train.best_by)",
+            "the run saw no validation or evaluator at a checkpoint step: export --step N or the latest",
         )
     return best
 

@@ -1,8 +1,8 @@
 """The model card of an exported run: README.md with the Hub's YAML header, written into the export.
 
 The header carries what the Hub indexes (language, license, library, pipeline, datasets, base models);
-the body says how to load the model, how it was trained and, when the run validated, its metrics at
-the exported step.
+the body says how to load the model, how it was trained and, when the run validated or ran
+evaluators, its metrics at the exported step.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def render_card(
             "",
             "## Evaluation",
             "",
-            f"Measured by the run at step {metrics['step']} on its validation split "
-            "(loss and in-batch retrieval recall over train.val_batches batches).",
+            f"Measured by the run at step {metrics['step']}: its validation split (loss and in-batch "
+            "retrieval recall over train.val_batches batches, unprefixed) and its `[[train.evaluators]]` "
+            f"(prefixed by their name). The best checkpoint is chosen by `{config.train.best_by}`.",
             "",
         ]
         lines += ["| metric | value |", "|---|---|"]
@@ -75,21 +76,24 @@ def render_card(
 
 
 def _metrics_at(run_dir: str | Path, step: int | None) -> dict[str, Any] | None:
-    """The validation row of `step` (else the last one): {'step', 'values'}; None when the run never validated."""
+    """The validation and evaluator rows of `step` (else of the last step measured): {'step', 'values'};
+    None when the run never measured anything."""
     rows = [r for r in read_metrics(run_dir) if r.get("split") not in (None, "train")]
     if step is not None:
         rows = [r for r in rows if r.get("step") == step] or rows
     if not rows:
         return None
-    row = rows[-1]
+    measured = rows[-1]["step"]
     values = {
         f"{row['split']}/{k}" if row["split"] != "val" else k: float(v)
+        for row in rows
+        if row["step"] == measured
         for k, v in row.items()
         if k not in ("phase", "step", "split", "time")
         and isinstance(v, int | float)
         and not isinstance(v, bool)
     }
-    return {"step": row["step"], "values": values} if values else None
+    return {"step": measured, "values": values} if values else None
 
 
 def _datasets(data_dir: Path) -> list[str]:

@@ -30,6 +30,7 @@ from clipit.runs.layout import export_dir, has_checkpoints
 from clipit.runs.model_card import render_card
 from clipit.runs.plots import plot_run
 from clipit.train.cache import build_cache
+from clipit.train.evaluators import RunEvaluators, build_evaluators, check_best_by
 from clipit.train.feeds import CacheFeed, LoaderFeed, shard_loader
 from clipit.train.gradcache import check_micro_batch_size
 from clipit.train.mesh import (
@@ -73,6 +74,8 @@ def train_and_evaluate(
     data_dir, run_dir = train.data, train.out
     if resume:
         check_resume(config, run_dir)  # first: a refused resume is about the flags, not about the data
+    check_best_by(config)
+    evaluators = build_evaluators(config)  # their paths and files, before any compute
     init_distributed(train.distributed)
     mesh = data_mesh(devices)
     check_batch_size(train.batch_size, mesh)
@@ -85,7 +88,10 @@ def train_and_evaluate(
             f"train.batch_size {train.batch_size} exceeds the {train_rows} train rows of {data_dir}",
             "lower train.batch_size",
         )
-    checkpoints = ckpt.RunCheckpoints(run_dir, train.keep_checkpoints) if has_checkpoints(run_dir) else None
+    keeping = {"best_by": train.best_by, "best_mode": train.best_mode}
+    checkpoints = (
+        ckpt.RunCheckpoints(run_dir, train.keep_checkpoints, **keeping) if has_checkpoints(run_dir) else None
+    )
     if checkpoints is not None and not resume:
         raise ConfigError(
             f"{run_dir} already holds checkpoints of a run",
@@ -103,7 +109,7 @@ def train_and_evaluate(
     if primary:  # the one process that writes the run folder's own files
         folder_lock.acquire(run_dir, "train")
     if checkpoints is None:
-        checkpoints = ckpt.RunCheckpoints(run_dir, train.keep_checkpoints)
+        checkpoints = ckpt.RunCheckpoints(run_dir, train.keep_checkpoints, **keeping)
     if primary:
         save_resolved(config, run_dir)
     position = {"phase": 0, "phase_step": 0, "step": 0, "loader": None, "val_loss": None}
@@ -116,6 +122,7 @@ def train_and_evaluate(
     metrics = MetricsLog(run_dir, enabled=primary, resume_step=resume_step)
     eval_step = make_eval_step(parts, train, mesh)
     validation = Validation(config, data_dir, tokenizer, mesh)
+    in_loop = RunEvaluators(evaluators, config.model, tokenizer_path)
     state = TrainState.create(params, rest, init_loss_params(train))
     step = position["step"]
     last: dict[str, Any] = {}
@@ -158,18 +165,26 @@ def train_and_evaluate(
                     bar.update(plan.name, step, values)
                     window = _Window()
                 val_loss = None
+                measured: dict[str, float] = {}  # this step's metrics as train.best_by names them
                 if step % train.eval_every == 0 or phase_done:
                     val = validation.run(eval_step, state)
                     if val is not None:
                         last["val"] = metrics.write(phase=plan.name, step=step, split="val", values=val)
                         bar.note(plan.name, step, val)
                         val_loss = val["loss"]
+                        measured.update({f"val/{k}": v for k, v in val.items()})
+                if due := in_loop.due(step, phase_done):
+                    model_now = parts.merge(to_host(state.params), to_host(state.rest))
+                    for name, values in in_loop.run(due, model_now).items():
+                        last[name] = metrics.write(phase=plan.name, step=step, split=name, values=values)
+                        measured.update({f"{name}/{k}": v for k, v in values.items()})
                 if step % train.checkpoint_every == 0 or phase_done:
                     meta = {
                         "phase": plan.index,
                         "phase_step": phase_step,
                         "loader": ckpt.encode_loader_state(feed.get_state()),
                         "val_loss": val_loss,
+                        "metrics": measured,
                     }
                     # The run goes on from the device state as it is: the kill-and-resume tests
                     # (CPU) show a resumed run, which starts from fresh copies, matching it exactly.

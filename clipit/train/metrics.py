@@ -1,6 +1,6 @@
 """Writing run metrics: `RUN_DIR/metrics.jsonl` (one JSON object per logged step) and TensorBoard events.
 
-Every line names its `phase`, `step` (global) and `split` ('train' or 'val'). Only process 0 writes.
+Every line names its `phase`, `step` (global) and `split` ('train', 'val' or an evaluator's name). Only process 0 writes.
 On resume, lines of steps after the restored checkpoint (logged before the kill, then redone) are
 dropped, so each step appears once.
 """

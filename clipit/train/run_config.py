@@ -17,6 +17,7 @@ from typing import Any
 from clipit.config import Config, load_config
 from clipit.errors import ConfigError
 from clipit.runs.layout import config_path
+from clipit.train.evaluators import absolute_paths
 
 TOKENIZER_DIR = "tokenizer"  # build-shards copies the sources' tokenizer here
 
@@ -34,7 +35,9 @@ HARMLESS_ON_RESUME = (
     "train.export",
     "train.distributed",  # where the processes meet, not what they compute
     "train.micro_batch_size",  # GradCache gives the full-batch update: a smaller one after running out of memory
-    "train.evaluators",
+    "train.evaluators",  # measured, never trained on
+    "train.best_by",  # which checkpoint is kept as the best, not what any step computes
+    "train.best_mode",
     "data.loader.workers",  # grain's position does not depend on the worker count
     "data.loader.prefetch",
 )
@@ -46,7 +49,12 @@ def run_config(config: Config, *, data: str | Path | None = None, out: str | Pat
     train = config.train
     data_dir = Path(data if data is not None else train.data).absolute()
     run_dir = Path(out if out is not None else train.out).absolute()
-    config = config.model_copy(update={"train": train.model_copy(update={"data": data_dir, "out": run_dir})})
+    evaluators = absolute_paths(train.evaluators)
+    config = config.model_copy(
+        update={
+            "train": train.model_copy(update={"data": data_dir, "out": run_dir, "evaluators": evaluators})
+        }
+    )
     return _with_shards_tokenizer(config)
 
 
