@@ -11,6 +11,8 @@ from clipit import distribute
 from clipit.errors import ClipitError, ConfigError, DataError
 from tests.support.ray_cluster import ray_cluster  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.slow  # starts a Ray cluster
+
 
 def square(x: int) -> tuple[int, int]:
     return x * x, os.getpid()

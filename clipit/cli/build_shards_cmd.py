@@ -69,7 +69,7 @@ def build_shards(
       clipit build-shards --out /tmp/shards sources/synthetic --val-fraction 0.1
       clipit build-shards --out shards sources/cc3m --exclude sources/mscoco-it-val --exclude imagenet-it/val
       clipit build-shards --set data.shards.image_side=224 --set data.shards.workers=4
-      clipit build-shards --distributor ray --set data.shards.ray_address=auto   # docs/distributed.md
+      clipit build-shards --distributor ray --set data.shards.ray_address=auto
     """
     flags = {
         "data.shards.sources": ("SOURCE_DIR", sources),

@@ -72,7 +72,7 @@ def embed(
       clipit embed photos/ --model clip-italian/clip-italian --paths-out rows.txt > vecs.npy
       clipit embed --text captions.txt --model runs/base > texts.npy
       clipit embed photos/ --model runs/base --out index/      # then: clipit search "un gatto" --index index/
-      clipit embed photos/ --model runs/base --out index/ --distributor ray   # docs/distributed.md
+      clipit embed photos/ --model runs/base --out index/ --distributor ray
     """
     from clipit import embed as embedding
 
