@@ -118,6 +118,9 @@ def render_commented_toml() -> str:
                 table = {part: table}
             out += ["", comment, *tomli_w.dumps(table).strip().splitlines()]
             continue
+        if default == [] and _model_of(field.annotation) is not None:  # an array of tables, none by default
+            out += ["", comment, f"# [[{section}.{key}]]  (see docs/training.md)"]
+            continue
         if default is None:
             out.append(f"# {key} = ...  {comment}".rstrip())
         else:
