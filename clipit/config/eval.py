@@ -33,6 +33,10 @@ class EvalConfig(Section):
     model: list[str] = Field(default_factory=list, description="Models to evaluate (run, folder or hub id).")
     batch_size: int = Field(64, ge=1, description="Images or texts per forward pass.")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Compute dtype.")
+    compilation_cache: bool = Field(
+        True,
+        description="Keep compiled code under the user cache folder (clipit/jax) so later runs start faster.",
+    )
     output: Path | None = Field(None, description="Metrics JSON written here.")
     plot: Path | None = Field(None, description="Bar-chart PNG (default with several models: beside output).")
     classnames_url: str = Field(

@@ -149,7 +149,7 @@ def run(cfg: EvalConfig) -> list[EvalResult]:
     info(f"{settings.annotations}: {len(captions.image_paths)} images, {len(captions.captions)} captions")
     results = []
     for spec in cfg.model:
-        encoder = open_model(spec, dtype=cfg.dtype)
+        encoder = open_model(spec, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
         results.append(
             evaluate(encoder, captions, dataset=settings.dataset, model_name=spec, batch_size=cfg.batch_size)
         )

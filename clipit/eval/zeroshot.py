@@ -76,7 +76,7 @@ def run(cfg: EvalConfig) -> list[EvalResult]:
         ]
     results = []
     for spec in cfg.model:
-        encoder = open_model(spec, dtype=cfg.dtype)
+        encoder = open_model(spec, dtype=cfg.dtype, compilation_cache=cfg.compilation_cache)
         results.append(
             evaluate(encoder, tasks, dataset=settings.dataset, model_name=spec, batch_size=cfg.batch_size)
         )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -171,3 +174,26 @@ def test_output_that_is_a_folder_is_refused_before_any_model_loads(synthetic_dir
     )
     assert result.exit_code == 2, result.output
     assert f"{flag} {folder} is a folder" in result.stderr and "nope" not in result.stderr
+
+
+@pytest.mark.parametrize("flags", [(), ("--set", "eval.compilation_cache=false")], ids=["on", "off"])
+def test_eval_keeps_compiled_code_in_the_user_cache_unless_turned_off(
+    tiny_model, synthetic_dir, tmp_path, flags
+):
+    """A whole `clipit eval` process, as a user runs it: the cache folder is written only when enabled."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env |= {"XDG_CACHE_HOME": str(tmp_path / "cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    images, annotations = (
+        synthetic_dir / "retrieval" / "images",
+        synthetic_dir / "retrieval" / "captions.json",
+    )
+    command = [sys.executable, "-m", "clipit.cli.main", "eval", "retrieval", "--dataset", "synthetic"]
+    command += ["--model", str(tiny_model), "--images", str(images), "--annotations", str(annotations)]
+    command += ["--output", str(tmp_path / "r.json"), *flags]
+    process = subprocess.run(command, capture_output=True, env=env, timeout=300)
+    assert process.returncode == 0, process.stderr.decode()[-2000:]
+    cache = tmp_path / "cache" / "clipit" / "jax"
+    if flags:
+        assert not cache.exists()
+    else:
+        assert cache.is_dir() and any(cache.iterdir()), "nothing was written to the compilation cache"
