@@ -18,6 +18,7 @@ from clipit.errors import ConfigError
 from clipit.image_files import iter_images, list_images
 from tests.support.images import write_corrupt, write_images
 from tests.support.ray_cluster import ray_cluster  # noqa: F401  (fixture)
+from tests.support.without_package import clipit_without
 
 
 def photo_tree(root: Path) -> Path:
@@ -102,3 +103,19 @@ def test_ray_distributor_needs_out(tmp_path):
     cfg = EmbedConfig(images=tmp_path, model="m", distributor="ray")
     with pytest.raises(ConfigError, match="embed.distributor = 'ray' is for --out DIR"):
         embed.check_inputs(cfg, open(os.devnull, "wb"))
+
+
+def test_ray_not_installed_is_refused_before_the_model_loads(tmp_path):
+    write_images(tmp_path / "photos", [(20, 20)])
+    args = [
+        "embed",
+        str(tmp_path / "photos"),
+        "--model",
+        str(tmp_path / "no-model"),
+        "--out",
+        str(tmp_path / "i"),
+    ]
+    result = clipit_without("ray", [*args, "--distributor", "ray"], tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "embed.distributor = 'ray' but ray is not installed" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "i" / "img_emb").exists()

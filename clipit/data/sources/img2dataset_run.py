@@ -217,7 +217,7 @@ def _check_distributor(name: str) -> None:
     if module and importlib.util.find_spec(module) is None:
         raise ConfigError(
             f"data.download.distributor = {name!r} but {module} is not installed",
-            f"pip install {module} and start the cluster first (see docs/download.md)",
+            "pip install 'clipit-jax[distributed]' and start the cluster first (see docs/distributed.md)",
         )
 
 
