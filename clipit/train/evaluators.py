@@ -19,6 +19,7 @@ import numpy as np
 
 from clipit.config import Config
 from clipit.config.train import EvaluatorConfig
+from clipit.console import warn
 from clipit.errors import ConfigError
 from clipit.eval import retrieval, zeroshot
 from clipit.eval.image_sets import LabelledImages
@@ -183,6 +184,7 @@ class RunEvaluators:
         self.tokenizer_path = str(tokenizer_path) if tokenizer_path is not None else None
         self._tokenizer: Any = None
         self._max_length = model_cfg.max_text_length
+        self._best_by_checked = False
 
     def due(self, step: int, phase_done: bool) -> list[Evaluator]:
         return [e for e in self.evaluators if e.due(step, phase_done)]
@@ -202,3 +204,16 @@ class RunEvaluators:
         results = {e.name: e.run(encoder) for e in due}
         self._tokenizer, self._max_length = encoder._tokenizer, encoder.max_text_length
         return results
+
+    def check_best_by(self, best_by: str, measured: dict[str, float]) -> None:
+        """Warn once when `best_by`'s split was measured without that metric (a typo in its name):
+        no checkpoint can then be the best, and only the latest ones are kept."""
+        split = best_by.split("/", 1)[0]
+        if self._best_by_checked or not any(k.startswith(split + "/") for k in measured):
+            return
+        self._best_by_checked = True
+        if best_by not in measured:
+            names = ", ".join(sorted(k for k in measured if k.startswith(split + "/")))
+            warn(
+                f"train.best_by {best_by!r} is not a logged metric ({names}): no checkpoint is kept as the best"
+            )

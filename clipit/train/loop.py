@@ -178,6 +178,7 @@ def train_and_evaluate(
                     for name, values in in_loop.run(due, model_now).items():
                         last[name] = metrics.write(phase=plan.name, step=step, split=name, values=values)
                         measured.update({f"{name}/{k}": v for k, v in values.items()})
+                in_loop.check_best_by(train.best_by, measured)
                 if step % train.checkpoint_every == 0 or phase_done:
                     meta = {
                         "phase": plan.index,

@@ -179,3 +179,16 @@ def test_a_caption_file_needs_its_images_folder(tiny_shards, tmp_path):
     args = [arg for item in tiny_overrides(tiny_shards, tmp_path / "run", extra) for arg in ("--set", item)]
     result = CliRunner().invoke(app, ["train", *args])
     assert result.exit_code == 2 and "train.evaluators[0].images is missing" in result.stderr, result.output
+
+
+def test_a_best_by_name_the_evaluator_does_not_log_is_warned_about_once(capsys):
+    from clipit.config.model import ModelConfig
+    from clipit.train.evaluators import RunEvaluators
+
+    evaluators = RunEvaluators([], ModelConfig(), None)
+    evaluators.check_best_by("synthetic/colour/top1", {"val/loss": 1.0})  # its split not measured yet
+    evaluators.check_best_by("synthetic/colour/top1", {"synthetic/colour/acc1": 0.5, "val/loss": 1.0})
+    evaluators.check_best_by("synthetic/colour/top1", {"synthetic/colour/acc1": 0.5})
+    err = capsys.readouterr().err
+    assert err.count("train.best_by 'synthetic/colour/top1' is not a logged metric") == 1, err
+    assert "synthetic/colour/acc1" in err
