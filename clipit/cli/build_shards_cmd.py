@@ -12,6 +12,7 @@ from clipit.cli.guard import guarded
 from clipit.cli.options import ConfigOpt, SetOpt, resolve
 from clipit.config import save_resolved
 from clipit.data import shards
+from clipit.distribute import Distributor
 
 
 @guarded
@@ -80,6 +81,8 @@ def build_shards(
     }
     cfg = resolve(ctx, config, set_, flags)
     section = cfg.data.shards
+    # before the plan reads every source: a distributor that cannot run here is a config error now
+    Distributor(section.distributor, setting="data.shards.distributor").check()
     summary = shards.run(section)
     save_resolved(cfg, section.out)
     Console(highlight=False).print(shards.summary_table(summary))

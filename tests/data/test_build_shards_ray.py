@@ -13,6 +13,7 @@ import pytest
 from clipit.config.data import ShardSettings
 from clipit.data import shards
 from tests.support.ray_cluster import ray_cluster  # noqa: F401  (fixture)
+from tests.support.without_package import clipit_without
 
 
 def result_bytes(folder: Path) -> dict[str, bytes]:
@@ -70,3 +71,11 @@ def test_cli_joins_the_cluster_at_the_configured_address(synthetic_source, tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     assert result_bytes(tmp_path / "cli") == result_bytes(tmp_path / "local")
     assert 'distributor = "ray"' in (tmp_path / "cli" / "config.resolved.toml").read_text()
+
+
+def test_ray_not_installed_is_refused_before_any_work(synthetic_source, tmp_path):
+    args = ["build-shards", str(synthetic_source), "--out", str(tmp_path / "out"), "--distributor", "ray"]
+    result = clipit_without("ray", args, tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "data.shards.distributor = 'ray' but ray is not installed" in result.stderr
+    assert not (tmp_path / "out").exists()
