@@ -29,8 +29,9 @@ BAD_PATH = "bad_shard_path"
 EMPTY = "empty_image"
 UNREADABLE = "unreadable_image"
 # Tar indexes kept at once (about 200 bytes a member: 2 MB for an img2dataset tar of 10,000 images).
-# Rows come tar by tar, so a few suffice; older indexes are dropped and re-read if needed again.
-_OPEN_TARS = 8
+# Rows come tar by tar (downloads write them so), so two suffice; older indexes are dropped and re-read
+# if needed again.
+_OPEN_TARS = 2
 
 
 @dataclass(frozen=True)
