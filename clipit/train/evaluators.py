@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from clipit.config import Config
@@ -189,12 +190,17 @@ class RunEvaluators:
     def due(self, step: int, phase_done: bool) -> list[Evaluator]:
         return [e for e in self.evaluators if e.due(step, phase_done)]
 
-    def run(self, due: list[Evaluator], model) -> dict[str, dict[str, float]]:
-        """{evaluator name: metrics} of `model` (a DualEncoder with the step's parameters)."""
+    def run(self, due: list[Evaluator], parts, params, rest) -> dict[str, dict[str, float]]:
+        """{evaluator name: metrics} of the model with the step's (replicated) `params` and `rest`."""
         from clipit.encode import Encoder
 
+        # This process's own copy of each array, left on its device: no trip through the host, and
+        # the encoder's forward passes run on one local device as `clipit eval`'s do.
+        local = jax.tree.map(
+            lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x, (params, rest)
+        )
         encoder = Encoder(
-            model,
+            parts.merge(*local),
             self.tokenizer_path or "",
             self.model_cfg.vision.image_size,
             self._max_length,

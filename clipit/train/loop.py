@@ -35,12 +35,10 @@ from clipit.train.feeds import CacheFeed, LoaderFeed, shard_loader
 from clipit.train.gradcache import check_micro_batch_size
 from clipit.train.mesh import (
     check_batch_size,
-    data_mesh,
     init_distributed,
     put_batch,
-    put_replicated,
-    replicated,
     to_host,
+    train_mesh,
 )
 from clipit.train.metrics import MetricsLog
 from clipit.train.model_state import split_model
@@ -49,6 +47,7 @@ from clipit.train.phases import PhasePlan, plan_phases
 from clipit.train.progress import TrainProgress
 from clipit.train.run_config import check_resume, run_config
 from clipit.train.run_tokenizer import load_run_tokenizer
+from clipit.train.sharding import place
 from clipit.train.state import TrainState
 from clipit.train.step import init_loss_params, make_eval_step, make_tower_features, make_train_step
 from clipit.train.validation import Validation
@@ -77,7 +76,7 @@ def train_and_evaluate(
     check_best_by(config)
     evaluators = build_evaluators(config)  # their paths and files, before any compute
     init_distributed(train.distributed)
-    mesh = data_mesh(devices)
+    mesh = train_mesh(train.mesh, devices)
     check_batch_size(train.batch_size, mesh)
     check_micro_batch_size(train, mesh)
     train_rows = count_rows(data_dir, "train")
@@ -133,16 +132,16 @@ def train_and_evaluate(
             tx = build_optimizer(plan.optimizer)
             trainable = {k: state.params[k] for k in sorted(plan.trainable)}
             trainable.update({f"loss/{k}": v for k, v in state.loss_params.items()})
-            fresh_opt = jax.jit(tx.init, out_shardings=replicated(mesh))(put_replicated(mesh, trainable))
+            fresh_opt = jax.jit(tx.init)(place(mesh, trainable))
             state = state.replace(
                 opt=fresh_opt
                 if plan.reset_optimizer or state.opt is None
                 else carry_over(state.opt, fresh_opt),
                 phase_step=np.zeros((), np.int32),
             )
-            if resuming_here:
+            state = place(mesh, state)  # parameters and optimizer state sharded by train.mesh
+            if resuming_here:  # read straight into this mesh's layout, whatever mesh wrote it
                 state = TrainState.from_tree(checkpoints.restore_state(resume_step, state.as_tree()))
-            state = put_replicated(mesh, state)
             phase_step = position["phase_step"] if resuming_here else 0
             feed = _phase_feed(config, plan, data_dir, tokenizer, parts, state, mesh)
             if resuming_here and position["loader"] is not None:
@@ -174,8 +173,7 @@ def train_and_evaluate(
                         val_loss = val["loss"]
                         measured.update({f"val/{k}": v for k, v in val.items()})
                 if due := in_loop.due(step, phase_done):
-                    model_now = parts.merge(to_host(state.params), to_host(state.rest))
-                    for name, values in in_loop.run(due, model_now).items():
+                    for name, values in in_loop.run(due, parts, state.params, state.rest).items():
                         last[name] = metrics.write(phase=plan.name, step=step, split=name, values=values)
                         measured.update({f"{name}/{k}": v for k, v in values.items()})
                 in_loop.check_best_by(train.best_by, measured)

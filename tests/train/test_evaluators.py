@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import jax
 import pytest
 from typer.testing import CliRunner
 
@@ -55,7 +54,7 @@ def evaluated_run(tiny_shards, sets):
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(sets)  # the evaluators' relative paths are resolved here, once
-        summary = train_and_evaluate(load_config(None, overrides), devices=jax.devices()[:1])
+        summary = train_and_evaluate(load_config(None, overrides))  # every device: a replicated state
     return out, summary
 
 
