@@ -191,3 +191,21 @@ def test_a_best_by_name_the_evaluator_does_not_log_is_warned_about_once(capsys):
     err = capsys.readouterr().err
     assert err.count("train.best_by 'synthetic/colour/top1' is not a logged metric") == 1, err
     assert "synthetic/colour/acc1" in err
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        'train.evaluators=[{kind="zero-shot", dataset="synthetic", data="sets", every=7}]',
+        "train.best_by=val/t2i_r@5",
+        'train.best_mode="min"',
+    ],
+)
+def test_a_resume_may_change_evaluators_and_best_by(tmp_path, override):
+    from clipit.config import save_resolved
+    from clipit.train.run_config import check_resume, run_config
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_resolved(run_config(load_config("tiny"), data=tmp_path / "shards", out=run_dir), run_dir)
+    check_resume(run_config(load_config(run_dir / "config.resolved.toml", [override])), run_dir)
