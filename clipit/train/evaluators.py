@@ -11,6 +11,9 @@ checkpoint of that step. Its metrics are logged with `split` = the evaluator's n
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,14 +24,18 @@ import numpy as np
 from clipit.config import Config
 from clipit.config.train import EvaluatorConfig
 from clipit.console import warn
+from clipit.data.manifest import MANIFEST_NAME
+from clipit.data.shard_format import list_shards
 from clipit.errors import ConfigError
 from clipit.eval import retrieval, zeroshot
 from clipit.eval.image_sets import LabelledImages
 from clipit.eval.retrieval import CaptionSet
+from clipit.eval.shard_captions import spread, write_eval_folder
 from clipit.eval.tasks import Task, imagenet_task
 
 PATH_KEYS = ("data", "images", "classnames", "templates", "labels")
 CAPTIONS_FILE, IMAGES_DIR = "captions.json", "images"  # an eval folder (`download synthetic`'s retrieval/)
+SHARDS_SPLIT = "val"  # a shards folder as a retrieval set: its held-out rows
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,15 @@ def _caption_set(cfg: EvaluatorConfig, where: str) -> CaptionSet:
         if getattr(cfg, key) is not None:
             raise ConfigError(f"{where}.{key} is for zero-shot evaluators", f"remove {where}.{key}")
     data = Path(cfg.data)
+    shards = data.parent if data.name == MANIFEST_NAME else data
+    if data.name == MANIFEST_NAME or (data.is_dir() and list_shards(data, SHARDS_SPLIT)):
+        if cfg.images is not None:
+            raise ConfigError(f"{where}.images is for a COCO caption file", f"remove {where}.images")
+        # The split's images and captions as an eval folder of this process, removed at exit.
+        folder = Path(tempfile.mkdtemp(prefix="clipit-evaluator-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        data = write_eval_folder(shards, SHARDS_SPLIT, folder / "set", max_images=cfg.max_images)
+        return retrieval.read_coco_captions(data / CAPTIONS_FILE, data / IMAGES_DIR)
     if data.is_dir():
         annotations, images = data / CAPTIONS_FILE, cfg.images or data / IMAGES_DIR
         if not annotations.is_file():
@@ -142,16 +158,8 @@ def _caption_set(cfg: EvaluatorConfig, where: str) -> CaptionSet:
     return retrieval.read_coco_captions(annotations, images)
 
 
-def _spread(count: int, limit: int | None) -> np.ndarray:
-    """`limit` indices spread evenly over `count` items (all when there are no more than `limit`):
-    class folders are listed class by class, so an even spread keeps every class."""
-    if limit is None or count <= limit:
-        return np.arange(count)
-    return np.unique(np.linspace(0, count - 1, limit).round().astype(np.int64))
-
-
 def _subset_task(task: Task, limit: int | None) -> Task:
-    keep = _spread(len(task.images.paths), limit)
+    keep = spread(len(task.images.paths), limit)
     if len(keep) == len(task.images.paths):
         return task
     images = LabelledImages(
@@ -161,7 +169,7 @@ def _subset_task(task: Task, limit: int | None) -> Task:
 
 
 def _subset_captions(captions: CaptionSet, limit: int | None) -> CaptionSet:
-    keep = _spread(len(captions.image_paths), limit)
+    keep = spread(len(captions.image_paths), limit)
     if len(keep) == len(captions.image_paths):
         return captions
     renumber = np.full(len(captions.image_paths), -1, dtype=np.int64)

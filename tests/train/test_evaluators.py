@@ -15,6 +15,7 @@ from clipit.config.data import SyntheticSource
 from clipit.config.eval import EvalConfig
 from clipit.data.synthetic import generate
 from clipit.eval import retrieval, zeroshot
+from clipit.eval.shard_captions import write_eval_folder
 from clipit.runs.checkpoints import RunCheckpoints, metric_of
 from clipit.runs.metrics import read_metrics
 from clipit.runs.model import best_step
@@ -41,10 +42,11 @@ def evaluated_run(tiny_shards, sets):
     from clipit.train.loop import train_and_evaluate
 
     out = sets / "run"
+    heldout = f'{{kind="retrieval", data="{tiny_shards}", name="heldout", max_images=20, every=4}}'
     overrides = tiny_overrides(
         tiny_shards,
         out,
-        EVALUATORS,
+        EVALUATORS.replace("every=3}]", f"every=3}}, {heldout}]"),
         f"train.best_by={BEST_BY}",
         "train.eval_every=2",
         "train.checkpoint_every=2",
@@ -72,10 +74,10 @@ def test_evaluators_log_at_their_cadence_with_phase_and_step(evaluated_run, sets
     assert [r["step"] for r in rows if r["split"] == "captions"] == [2, 3, 6, 8]
     assert {"colour/acc1", "shape/acc1", "colour/chance"} <= set(zero_shot[0])
     saved = load_config(run_dir / "config.resolved.toml").train.evaluators
-    assert [e.data for e in saved] == [sets / "sets", sets / "sets" / "retrieval"]  # absolute
+    assert [e.data for e in saved][:2] == [sets / "sets", sets / "sets" / "retrieval"]  # absolute
 
 
-def test_logged_values_equal_clipit_eval_on_the_checkpoint(evaluated_run, sets):
+def test_logged_values_equal_clipit_eval_on_the_checkpoint(evaluated_run, sets, tiny_shards):
     run_dir, summary = evaluated_run
     rows = read_metrics(run_dir)
     final = summary["steps"]
@@ -102,6 +104,22 @@ def test_logged_values_equal_clipit_eval_on_the_checkpoint(evaluated_run, sets):
     [expected] = retrieval.run(retrieval_cfg)
     logged = next(r for r in rows if r["split"] == "captions" and r["step"] == final)
     assert {k: logged[k] for k in expected.metrics} == expected.metrics
+
+    # the shards folder's val split, as the eval folder `clipit eval retrieval` reads
+    heldout = write_eval_folder(tiny_shards, "val", sets / "heldout", max_images=20)
+    assert len(json.loads((heldout / "captions.json").read_text())["annotations"]) == 40  # 2 per image
+    heldout_cfg = retrieval_cfg.model_copy(
+        update={
+            "retrieval": cfg.retrieval.model_copy(
+                update={"images": heldout / "images", "annotations": heldout / "captions.json"}
+            )
+        }
+    )
+    [expected] = retrieval.run(heldout_cfg)
+    assert expected.counts["images"] == 20
+    logged = next(r for r in rows if r["split"] == "heldout" and r["step"] == final)
+    assert {k: logged[k] for k in expected.metrics} == expected.metrics
+    assert [r["step"] for r in rows if r["split"] == "heldout"] == [2, 4, 8]
 
 
 def test_best_by_keeps_and_exports_the_step_with_the_best_evaluator_metric(evaluated_run):
@@ -209,3 +227,16 @@ def test_a_resume_may_change_evaluators_and_best_by(tmp_path, override):
     run_dir.mkdir()
     save_resolved(run_config(load_config("tiny"), data=tmp_path / "shards", out=run_dir), run_dir)
     check_resume(run_config(load_config(run_dir / "config.resolved.toml", [override])), run_dir)
+
+
+def test_a_manifest_of_a_shards_folder_is_its_val_split_as_a_retrieval_set(tiny_shards, tmp_path):
+    import shutil
+
+    from clipit.train.evaluators import build_evaluators
+
+    shards = shutil.copytree(tiny_shards, tmp_path / "shards")
+    (shards / "manifest.parquet").write_bytes(b"")  # build-shards writes one; only its folder is read
+    extra = f'train.evaluators=[{{kind="retrieval", data="{shards / "manifest.parquet"}", max_images=5}}]'
+    [evaluator] = build_evaluators(load_config(None, tiny_overrides(shards, tmp_path / "run", extra)))
+    assert evaluator.name == "mscoco-it" and len(evaluator.captions.image_paths) == 5
+    assert len(evaluator.captions.captions) == 10 and all(p.is_file() for p in evaluator.captions.image_paths)
