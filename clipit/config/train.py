@@ -99,7 +99,8 @@ class EvaluatorConfig(Section):
     )
     data: Path = Field(
         description="zero-shot: class folders (or `download synthetic`'s folder); retrieval: a folder with "
-        "captions.json and images/ (or a COCO caption JSON, with `images`)."
+        "captions.json and images/, a COCO caption JSON (with `images`), or a build-shards folder or its "
+        "manifest.parquet (its val split)."
     )
     images: Path | None = Field(None, description="retrieval with a caption JSON as data: its images folder.")
     classnames: Path | None = Field(
