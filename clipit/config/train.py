@@ -80,6 +80,25 @@ class DistributedSettings(Section):
     process_id: int | None = Field(None, ge=0, description="This process's id.")
 
 
+class MeshSettings(Section):
+    """Device mesh: the batch is split over every device; parameters and optimizer state over `fsdp`."""
+
+    data: int = Field(-1, ge=-1, description="Data-parallel axis size (-1 = the devices left after fsdp).")
+    fsdp: int = Field(
+        1,
+        ge=1,
+        description="Parameter-sharding axis size: weights and optimizer state split this many ways "
+        "(1 = every device holds all of them).",
+    )
+
+    @field_validator("data")
+    @classmethod
+    def _data_not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("mesh.data must be -1 (the rest of the devices) or at least 1")
+        return value
+
+
 EVALUATOR_KINDS = ("zero-shot", "retrieval")
 # Splits the trainer itself writes to metrics.jsonl: an evaluator may not take these names.
 RESERVED_SPLITS = ("train", "val")
@@ -173,6 +192,7 @@ class TrainConfig(Section):
         None, description="Whether best_by is best low or high (default: min for a loss, else max)."
     )
     distributed: DistributedSettings = Field(default_factory=DistributedSettings)
+    mesh: MeshSettings = Field(default_factory=MeshSettings)
 
     @model_validator(mode="after")
     def _evaluator_names_unique(self) -> TrainConfig:

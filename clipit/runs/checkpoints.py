@@ -81,10 +81,15 @@ class RunCheckpoints:
         return meta
 
     def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
-        """Save host (numpy) copies: the state is replicated, and slicing device replicas costs more."""
+        """Replicated arrays are saved from a host (numpy) copy, which costs less than slicing device
+        replicas; sharded ones (train.mesh fsdp) as they are: each shard is written by the process
+        that holds it, and nothing is gathered."""
         meta = {**meta, "format_version": FORMAT_VERSION, "step": step}
         host = jax.tree.map(
-            lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, state
+            lambda x: np.asarray(x.addressable_data(0))
+            if isinstance(x, jax.Array) and x.is_fully_replicated
+            else x,
+            state,
         )
         self.manager.save(
             step,
@@ -95,8 +100,12 @@ class RunCheckpoints:
         self._prune()
 
     def restore_state(self, step: int, template: dict[str, Any]) -> dict[str, Any]:
-        """The whole train state as numpy; `template` gives the structure (its values are not read)."""
-        abstract = jax.tree.map(lambda x: np.empty(np.shape(x), x.dtype), template)
+        """The whole train state; `template` gives the structure (its values are not read).
+
+        A device-array leaf of `template` is restored as a device array in that leaf's sharding,
+        whatever mesh wrote the checkpoint (each device reads only its own shard); others as numpy.
+        """
+        abstract = jax.tree.map(_abstract, template)
         restored = self.manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
         )
@@ -134,6 +143,12 @@ class RunCheckpoints:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def _abstract(x: Any) -> Any:
+    if isinstance(x, jax.Array):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    return np.empty(np.shape(x), x.dtype)
 
 
 def default_best_mode(metric: str) -> str:

@@ -34,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from clipit.config.train import TrainConfig
 from clipit.errors import ConfigError
-from clipit.train.mesh import DATA_AXIS
+from clipit.train.mesh import batch_axes
 
 Tree = Any
 # encode(params, rest, micro_batch) -> (embeddings, new_rest); head(params, embeddings, batch) -> (loss, aux)
@@ -71,7 +71,7 @@ def value_and_grad(
     size = next(iter(batch.values())).shape[0]
     count = size // micro_batch_size
     shards = mesh.devices.size
-    split = _splitter(count, shards, NamedSharding(mesh, PartitionSpec(None, DATA_AXIS)))
+    split = _splitter(count, shards, NamedSharding(mesh, PartitionSpec(None, batch_axes(mesh))))
     micro = {k: split(v) for k, v in batch.items()}
     index = jnp.arange(count)
 

@@ -1,4 +1,8 @@
-"""Devices, hosts and shardings: one mesh with a 'data' axis; batch sharded, parameters replicated.
+"""Devices, hosts and shardings: a mesh of `data` x `fsdp` axes; the batch is split over both.
+
+With `fsdp` 1 (the default) parameters are replicated: pure data parallelism. Larger `fsdp` shards the
+parameters and optimizer state (rules: clipit.train.sharding) while every device still takes its own
+share of the batch, as FSDP does.
 
 The mesh is built with *auto* axes. `jax.make_mesh` defaults to explicit axes in JAX 0.10, under which
 `image @ text.T` of two batch-sharded arrays is a sharding type error; with auto axes XLA inserts the
@@ -19,12 +23,14 @@ from collections.abc import Sequence
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from clipit.config.train import DistributedSettings
+from clipit.config.train import DistributedSettings, MeshSettings
 from clipit.errors import ConfigError
 
 DATA_AXIS = "data"
+FSDP_AXIS = "fsdp"
 
 
 def init_distributed(settings: DistributedSettings) -> None:
@@ -73,12 +79,31 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.array(devices), (DATA_AXIS,), axis_types=(AxisType.Auto,))
 
 
+def train_mesh(settings: MeshSettings, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """The `train.mesh` mesh: `data` x `fsdp` over `devices` (default: every device of the job)."""
+    devices = list(devices) if devices is not None else jax.devices()
+    count, fsdp = len(devices), settings.fsdp
+    data = settings.data if settings.data != -1 else count // fsdp
+    if fsdp > count or data * fsdp != count:
+        raise ConfigError(
+            f"train.mesh: data {settings.data} x fsdp {fsdp} does not cover the {count} devices",
+            f"choose sizes whose product is {count} (data = -1 takes the devices left after fsdp)",
+        )
+    grid = np.array(devices).reshape(data, fsdp)
+    return Mesh(grid, (DATA_AXIS, FSDP_AXIS), axis_types=(AxisType.Auto, AxisType.Auto))
+
+
+def batch_axes(mesh: Mesh) -> tuple[str, ...]:
+    """Every mesh axis: each device holds its own rows of the batch."""
+    return tuple(mesh.axis_names)
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+    return NamedSharding(mesh, PartitionSpec(batch_axes(mesh)))
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
@@ -121,5 +146,16 @@ def put_replicated(mesh: Mesh, tree):
 
 
 def to_host(tree):
-    """Replicated device arrays -> numpy (each process reads its own copy)."""
-    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree)
+    """Device arrays -> numpy on every process: a replicated one read from the local copy, a sharded
+    one gathered from its shards."""
+
+    def read(x):
+        if not isinstance(x, jax.Array):
+            return x
+        if x.is_fully_replicated:
+            return np.asarray(x.addressable_data(0))
+        if x.is_fully_addressable:
+            return np.asarray(x)
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+    return jax.tree.map(read, tree)

@@ -34,6 +34,7 @@ HARMLESS_ON_RESUME = (
     "train.keep_checkpoints",
     "train.export",
     "train.distributed",  # where the processes meet, not what they compute
+    "train.mesh",  # where parameters live (data x fsdp), not what a step computes
     "train.micro_batch_size",  # GradCache gives the full-batch update: a smaller one after running out of memory
     "train.evaluators",  # measured, never trained on
     "train.best_by",  # which checkpoint is kept as the best, not what any step computes

@@ -20,8 +20,8 @@ from jax.sharding import Mesh
 
 from clipit.config.train import TrainConfig
 from clipit.models.normalize import l2_normalize
-from clipit.train import gradcache, losses
-from clipit.train.mesh import replicated
+from clipit.train import gradcache, losses, sharding
+from clipit.train.mesh import batch_sharded, replicated
 from clipit.train.model_state import ModelParts, Params
 from clipit.train.optim import learning_rate
 from clipit.train.phases import PhasePlan
@@ -71,7 +71,8 @@ def make_train_step(
         frozen = {k: v for k, v in params.items() if k not in plan.trainable}
 
         def model_params_of(opt_params):
-            return {**frozen, **{k: opt_params[k] for k in trainable}}
+            # FSDP: each weight all-gathered where the model reads it, its gradient reduce-scattered back
+            return sharding.gathered({**frozen, **{k: opt_params[k] for k in trainable}}, mesh)
 
         def encode(opt_params, rest, rows):
             model = parts.merge(model_params_of(opt_params), rest)
@@ -102,6 +103,7 @@ def make_train_step(
                 encode, head, opt_params, state.rest, batch,
                 micro_batch_size=train.micro_batch_size, mesh=mesh, key_names=key_names,
             )  # fmt: skip
+        grads = sharding.constrain(grads, mesh)  # reduce-scattered to where each weight's shard lives
         updates, opt_state = tx.update(grads, state.opt, opt_params)
         lr = learning_rate(
             state.phase_step,
@@ -119,16 +121,18 @@ def make_train_step(
             loss_params={k[len("loss/") :]: v for k, v in new.items() if k.startswith("loss/")},
         )
         metrics = {"loss": loss, "lr": lr, "logit_scale": scale, "grad_norm": optax.tree.norm(grads)}
-        return new_state, metrics
+        metrics = jax.lax.with_sharding_constraint(metrics, replicated(mesh))
+        return sharding.constrain(new_state, mesh), metrics
 
-    return jax.jit(step, donate_argnums=0, out_shardings=replicated(mesh))
+    # the state keeps the layout it arrives in (clipit.train.sharding), donated and updated in place
+    return jax.jit(step, donate_argnums=0)
 
 
 def make_eval_step(parts: ModelParts, train: TrainConfig, mesh: Mesh) -> Callable[[TrainState, dict], dict]:
     """Loss and in-batch retrieval on one validation batch, every tower deterministic."""
 
     def step(params: Params, rest: Params, loss_params: Params, batch: dict) -> dict:
-        model = parts.merge(params, rest)
+        model = parts.merge(sharding.gathered(params, mesh), rest)
         image, text = embed_batch(model, batch, train_vision=False, train_text=False)
         ids = batch.get("caption_id")
         loss, logits, _ = contrastive_loss(train, image, text, params["logit_scale"], loss_params, ids)
@@ -144,7 +148,7 @@ def make_tower_features(parts: ModelParts, mesh: Mesh) -> Callable[[Params, Para
     """Pooled outputs of both towers (deterministic), for the frozen-tower cache."""
 
     def features(params: Params, rest: Params, batch: dict) -> dict:
-        model = parts.merge(params, rest)
+        model = parts.merge(sharding.gathered(params, mesh), rest)
         return {
             "image_pooled": model.image_features(batch["pixel_values"], deterministic=True),
             "text_pooled": model.text_features(
@@ -152,4 +156,4 @@ def make_tower_features(parts: ModelParts, mesh: Mesh) -> Callable[[Params, Para
             ),
         }
 
-    return jax.jit(features)
+    return jax.jit(features, out_shardings=batch_sharded(mesh))  # rows where their inputs were
