@@ -32,6 +32,7 @@ from clipit.eval.image_sets import LabelledImages
 from clipit.eval.retrieval import CaptionSet
 from clipit.eval.shard_captions import spread, write_eval_folder
 from clipit.eval.tasks import Task, imagenet_task
+from clipit.train.mesh import to_host
 
 PATH_KEYS = ("data", "images", "classnames", "templates", "labels")
 CAPTIONS_FILE, IMAGES_DIR = "captions.json", "images"  # an eval folder (`download synthetic`'s retrieval/)
@@ -203,9 +204,13 @@ class RunEvaluators:
         from clipit.encode import Encoder
 
         # This process's own copy of each array, left on its device: no trip through the host, and
-        # the encoder's forward passes run on one local device as `clipit eval`'s do.
+        # the encoder's forward passes run on one local device as `clipit eval`'s do. Arrays split
+        # over train.mesh's fsdp axis are gathered first.
         local = jax.tree.map(
-            lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x, (params, rest)
+            lambda x: (x.addressable_data(0) if x.is_fully_replicated else to_host(x))
+            if isinstance(x, jax.Array)
+            else x,
+            (params, rest),
         )
         encoder = Encoder(
             parts.merge(*local),
