@@ -3,21 +3,15 @@ over `fsdp` (per-device bytes fall), sharded checkpoints restored on another mes
 
 from __future__ import annotations
 
-import json
-
 import jax
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
-from typer.testing import CliRunner
 
-from clipit.cli.main import app
 from clipit.config import load_config
 from clipit.config.train import MeshSettings
 from clipit.errors import ConfigError
 from clipit.models.build import build_model
-from clipit.runs.checkpoints import RunCheckpoints
-from clipit.train.loop import train_and_evaluate
 from clipit.train.mesh import put_batch, to_host, train_mesh
 from clipit.train.model_state import split_model
 from clipit.train.optim import build_optimizer
