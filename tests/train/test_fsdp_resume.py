@@ -48,7 +48,9 @@ def uninterrupted(tiny_shards, tmp_path_factory):
     """The whole run on data=2 x fsdp=4."""
     assert jax.device_count() == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
     out = tmp_path_factory.mktemp("fsdp") / "run"
-    config = load_config(None, tiny_overrides(tiny_shards, out, *RUN, "train.mesh.data=2", "train.mesh.fsdp=4"))
+    config = load_config(
+        None, tiny_overrides(tiny_shards, out, *RUN, "train.mesh.data=2", "train.mesh.fsdp=4")
+    )
     train_and_evaluate(config)
     return out
 
@@ -94,9 +96,7 @@ def test_cli_trains_with_fsdp_and_resumes_on_another_mesh(tiny_shards, tmp_path)
     assert first.exit_code == 0, first.output
     assert (out / "config.resolved.toml").read_text().count("fsdp = 2") == 1
     shutil.rmtree(out / "checkpoints" / "4")  # as if killed after checkpoint 2
-    second = CliRunner().invoke(
-        app, ["train", "--out", str(out), "--resume", "--set", "train.mesh.fsdp=4"]
-    )
+    second = CliRunner().invoke(app, ["train", "--out", str(out), "--resume", "--set", "train.mesh.fsdp=4"])
     assert second.exit_code == 0, second.output
     assert "resuming" in second.output
     losses = _train_losses(out)
