@@ -187,10 +187,17 @@ def plot(results: dict[str, dict[str, dict]], path: Path) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     stages = sorted({stage for by_stage in results.values() for stage in by_stage}, key=_stage_order)
     for stage in stages:
-        points = sorted((r[stage]["rows"], r[stage]) for r in results.values() if stage in r)
-        rows = [p[0] for p in points]
-        left.plot(rows, [p[1]["seconds"] for p in points], "o-", label=stage)
-        right.plot(rows, [p[1]["peak_mb"] for p in points], "o-", label=stage)
+        for big in (False, True):  # the generated source is its own curve
+            points = sorted(
+                (r[stage]["rows"], r[stage])
+                for name, r in results.items()
+                if stage in r and name.startswith("big-") == big
+            )
+            if not points:
+                continue
+            rows, label = [p[0] for p in points], f"{stage} (generated source)" if big else stage
+            left.plot(rows, [p[1]["seconds"] for p in points], "o--" if big else "o-", label=label)
+            right.plot(rows, [p[1]["peak_mb"] for p in points], "o--" if big else "o-", label=label)
     for axis, label in ((left, "wall seconds"), (right, "peak RSS of the clipit process (MB)")):
         axis.set_xscale("log")
         axis.set_yscale("log")
