@@ -215,9 +215,13 @@ def _write_manifest(plan: Plan, out: Path) -> report.Tally:
                             queue.extend(_outcomes(out, next(records[split])))
                         name, (key, status, error, index, width, height) = queue.popleft()
                         if key != value["key"]:  # the records belong to another plan
-                            raise ManifestError(f"build-shards: the record of {name} is stale", "rerun build-shards")
+                            raise ManifestError(
+                                f"build-shards: the record of {name} is stale", "rerun build-shards"
+                            )
                         sha = value["image_sha256"] or plan.shas[row]
-                        new.update(status=status, error=error, caption=value["caption"].strip(), image_sha256=sha)
+                        new.update(
+                            status=status, error=error, caption=value["caption"].strip(), image_sha256=sha
+                        )
                         if status == manifest.STATUS_OK:
                             new.update(shard=name, index=index, width=width, height=height)
                     rows.append(new)
@@ -231,5 +235,7 @@ def _write_manifest(plan: Plan, out: Path) -> report.Tally:
 def _outcomes(out: Path, job: Job) -> list[tuple[str, list]]:
     outcomes = _record(out, job)
     if outcomes is None:  # written by this run a moment ago: only another writer could have removed it
-        raise ManifestError(f"build-shards: the record of {job.name} is missing or stale", "rerun build-shards")
+        raise ManifestError(
+            f"build-shards: the record of {job.name} is missing or stale", "rerun build-shards"
+        )
     return [(job.name, outcome) for outcome in outcomes]

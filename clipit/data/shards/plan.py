@@ -171,7 +171,9 @@ def make_plan(
         row = source.first
         for table in manifest.iter_batches(source.manifest, _CHECKED + _LOCATED):
             columns = [table.column(name).to_pylist() for name in _CHECKED + _LOCATED]
-            for key, _, url, caption, lang, status, split, fixed, shard, index, sha in zip(*columns, strict=True):
+            for key, _, url, caption, lang, status, split, fixed, shard, index, sha in zip(
+                *columns, strict=True
+            ):
                 if status != manifest.STATUS_OK:
                     code[row] = SOURCE
                 else:

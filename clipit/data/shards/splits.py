@@ -70,9 +70,7 @@ class Identities:
         self.fixed[row] = _FIXED[split] if fixed else 0
 
 
-def assign(
-    ids: Identities, val_fraction: float, sha_names: Callable[[np.ndarray], list[str]]
-) -> np.ndarray:
+def assign(ids: Identities, val_fraction: float, sha_names: Callable[[np.ndarray], list[str]]) -> np.ndarray:
     """Each row's split code (TRAIN / VAL). `sha_names(rows)`: the SHA-256 strings of those rows."""
     rows = ids.first.size
     if not rows:
