@@ -38,7 +38,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from anywhere in the repo
 
-from clipit.data import manifest  # noqa: E402
+from clipit.data import manifest, manifest_stream  # noqa: E402
 from tests.support.big_source import write_big_source  # noqa: E402
 from tests.support.libre_server import LibreServer  # noqa: E402
 
@@ -98,8 +98,8 @@ def measure(command: list[str], log: Path) -> dict:
 
 def english_only(source: Path, target: Path) -> None:
     """The manifest with its Italian captions removed: every row is one for translate to fill."""
-    with manifest.writer(target) as out:
-        for table in manifest.iter_batches(source):
+    with manifest_stream.writer(target) as out:
+        for table in manifest_stream.iter_batches(source):
             nulls = [None] * table.num_rows
             table = table.set_column(table.schema.get_field_index("caption"), "caption", [nulls])
             out.write(table.set_column(table.schema.get_field_index("lang"), "lang", [nulls]))
@@ -131,7 +131,7 @@ def run_size(size: int, stages: list[str], work: Path, big: bool) -> dict[str, d
         [*CLIPIT, "download", "synthetic", "--out", str(source), "--n", str(images)],
         work / f"download-{size}.log",
     )
-    rows = manifest.open_file(source).metadata.num_rows
+    rows = manifest_stream.open_file(source).metadata.num_rows
     if "download" in stages:
         results["download"] = step
     if {"build", "loader"} & set(stages):

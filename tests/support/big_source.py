@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from clipit.data import manifest
+from clipit.data import manifest, manifest_stream
 
 SOURCE = "big"
 
@@ -32,10 +32,11 @@ def write_big_source(folder: Path, rows: int, images: int = 16, failed: float = 
             info = tarfile.TarInfo(f"{member:09d}.jpg")
             info.size = data.tell()
             tar.addfile(info, io.BytesIO(data.getvalue()))
-    with manifest.writer(folder / manifest.MANIFEST_NAME) as out:
-        for start in range(0, rows, manifest.ROW_GROUP_ROWS):
+    with manifest_stream.writer(folder / manifest.MANIFEST_NAME) as out:
+        for start in range(0, rows, manifest_stream.ROW_GROUP_ROWS):
             out.write_rows(
-                _row(i, images, failed) for i in range(start, min(rows, start + manifest.ROW_GROUP_ROWS))
+                _row(i, images, failed)
+                for i in range(start, min(rows, start + manifest_stream.ROW_GROUP_ROWS))
             )
     return folder
 

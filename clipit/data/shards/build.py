@@ -30,7 +30,7 @@ import pyarrow as pa
 from clipit import atomic, distribute, folder_lock
 from clipit.config.data import ShardSettings
 from clipit.console import progress
-from clipit.data import manifest, shard_format
+from clipit.data import manifest, manifest_stream, shard_format
 from clipit.data.shards import cleanup, exclude, images, locate, report
 from clipit.data.shards.plan import CANDIDATE, Job, Plan, code_of, make_plan, reason_of
 from clipit.errors import ConfigError, ManifestError
@@ -198,10 +198,10 @@ def _write_manifest(plan: Plan, out: Path) -> report.Tally:
     tally = report.Tally()
     records = {name: iter([j for j in plan.jobs if j.split == name]) for name in manifest.SPLITS}
     current: dict[str, collections.deque] = {name: collections.deque() for name in manifest.SPLITS}
-    with manifest.writer(out / manifest.MANIFEST_NAME) as written:
+    with manifest_stream.writer(out / manifest.MANIFEST_NAME) as written:
         for source in plan.inputs:
             row = source.first
-            for table in manifest.iter_batches(source.manifest):
+            for table in manifest_stream.iter_batches(source.manifest):
                 rows = []
                 for value in table.to_pylist():
                     split = manifest.SPLITS[plan.split[row]]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageStat
 
-from clipit.data import manifest
+from clipit.data import manifest, manifest_stream
 from clipit.data.preprocess import upright_rgb
 from clipit.data.shards import locate
 from clipit.errors import ConfigError, ManifestError
@@ -136,7 +136,7 @@ def _entry_images(entry: Path) -> Iterator[tuple[list[str], bytes | None]]:
 
 def _manifest_images(path: Path) -> Iterator[tuple[list[str], bytes | None]]:
     try:
-        manifest.open_file(path)
+        manifest_stream.open_file(path)
     except ManifestError as exc:
         raise ConfigError(
             f"build-shards --exclude {path}: {exc}", "pass a manifest written by clipit"
@@ -149,7 +149,9 @@ def _manifest_rows(path: Path) -> Iterator[tuple[list[str], bytes | None]]:
     seen: set[tuple] = set()
     columns = ["status", "shard", "index", "image_sha256"]
     try:
-        for table in manifest.iter_batches(path, columns):  # streamed: an evaluation manifest of any size
+        for table in manifest_stream.iter_batches(
+            path, columns
+        ):  # streamed: an evaluation manifest of any size
             for row in table.to_pylist():
                 place = (row["image_sha256"], row["shard"], row["index"])
                 if row["status"] != manifest.STATUS_OK or place in seen:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from clipit.data import manifest
+from clipit.data import manifest, manifest_stream
 from clipit.errors import DataError
 
 _MEMBER = re.compile(r"^(\d+)\.(jpg|jpeg|png|webp)$")
@@ -48,7 +48,7 @@ def check_source(folder: Path) -> None:
             f"source folder {folder} does not exist",
             "pass folders written by `clipit download ...` (or set data.shards.sources)",
         )
-    manifest.open_file(folder / manifest.MANIFEST_NAME)
+    manifest_stream.open_file(folder / manifest.MANIFEST_NAME)
 
 
 def tar_index(path: str) -> dict[int, tuple[int, int]]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from clipit.config.data import ShardSettings
-from clipit.data import manifest, shard_format, string_ids
+from clipit.data import manifest, manifest_stream, shard_format, string_ids
 from clipit.data.shards import exclude, locate, splits
 
 NO_CAPTION = "no_caption"
@@ -121,7 +121,7 @@ class Job:
             local = self.rows[(self.rows >= source.first) & (self.rows < source.first + source.rows)]
             if not local.size:
                 continue
-            table = manifest.read_rows(source.manifest, local - source.first, _CANDIDATE)
+            table = manifest_stream.read_rows(source.manifest, local - source.first, _CANDIDATE)
             images = locate.SourceImages(source.folder)
             for row, values in zip(local.tolist(), table.to_pylist(), strict=True):
                 found.append(_candidate(row, values, images, self.shas.get(row)))
@@ -169,7 +169,7 @@ def make_plan(
     for source in inputs:
         images = locate.SourceImages(source.folder)
         row = source.first
-        for table in manifest.iter_batches(source.manifest, _CHECKED + _LOCATED):
+        for table in manifest_stream.iter_batches(source.manifest, _CHECKED + _LOCATED):
             columns = [table.column(name).to_pylist() for name in _CHECKED + _LOCATED]
             for key, _, url, caption, lang, status, split, fixed, shard, index, sha in zip(
                 *columns, strict=True
@@ -207,8 +207,8 @@ def _inputs(folders: list[Path]) -> tuple[Input, ...]:
     for folder in folders:
         locate.check_source(folder)
         paths.append(folder / manifest.MANIFEST_NAME)
-    counts = [manifest.open_file(path).metadata.num_rows for path in paths]  # values: checked as read
-    manifest.check_unique_keys(paths)
+    counts = [manifest_stream.open_file(path).metadata.num_rows for path in paths]  # values: checked as read
+    manifest_stream.check_unique_keys(paths)
     firsts = np.cumsum([0, *counts]).tolist()
     return tuple(
         Input(folder, path, first, rows)
@@ -222,7 +222,7 @@ def _sha_names(inputs: tuple[Input, ...], rows: np.ndarray, computed: dict[int, 
     for source in inputs:
         local = rows[(rows >= source.first) & (rows < source.first + source.rows)]
         if local.size:
-            table = manifest.read_rows(source.manifest, local - source.first, ["image_sha256"])
+            table = manifest_stream.read_rows(source.manifest, local - source.first, ["image_sha256"])
             found = table.column("image_sha256").to_pylist()
             names += [sha or computed[row] for row, sha in zip(local.tolist(), found, strict=True)]
     return names
@@ -275,7 +275,7 @@ def _jobs(
     for source in inputs:
         images = locate.SourceImages(source.folder)
         row = source.first
-        for table in manifest.iter_batches(source.manifest, _CANDIDATE):
+        for table in manifest_stream.iter_batches(source.manifest, _CANDIDATE):
             local = np.flatnonzero(code[row : row + table.num_rows] == CANDIDATE)
             if local.size:
                 values = table.take(local).to_pylist()

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from clipit import atomic, folder_lock, parent_watch
 from clipit.config.data import ShardSettings, SyntheticSource
 from clipit.console import progress
-from clipit.data import manifest, output_folder
+from clipit.data import manifest, manifest_stream, output_folder
 from clipit.data.synthetic import evalsets, writer
 from clipit.data.synthetic.tokenizer import write_tokenizer
 
@@ -60,7 +60,7 @@ def generate(cfg: SyntheticSource, out: Path | None = None, val_fraction: float 
     with (
         progress() as bar,
         contextlib.ExitStack() as stack,
-        manifest.writer(out / manifest.MANIFEST_NAME) as written,
+        manifest_stream.writer(out / manifest.MANIFEST_NAME) as written,
     ):
         task = bar.add_task("drawing synthetic images", total=cfg.n)
         pool = None
