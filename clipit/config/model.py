@@ -81,6 +81,11 @@ class ModelConfig(Section):
     dtype: Literal["float32", "bfloat16"] = Field(
         "float32", description="Compute dtype; parameters stay float32."
     )
+    remat: bool = Field(
+        False,
+        description="Recompute each transformer block's activations in the backward pass: less memory "
+        "in training for about one more forward pass of compute; the same numbers.",
+    )
 
     # Only the sizes of random towers are checked here: a checkpoint's own sizes replace the configured
     # ones (all of them with init_from) and are checked when its config.json is read.

@@ -17,6 +17,7 @@ from clipit.models.attention import SelfAttention
 from clipit.models.embedding import lookup
 from clipit.models.init import Normal
 from clipit.models.layers import LayerNorm, Linear
+from clipit.models.remat import call_block
 from clipit.models.sizes import TextSizes
 
 
@@ -109,6 +110,7 @@ class Bert(nnx.Module):
             dtype=dtype,
             rngs=rngs,
         )
+        self.remat = False  # model.remat: recompute each layer's activations in the backward pass
 
     def encode(
         self,
@@ -134,8 +136,9 @@ class Bert(nnx.Module):
         x = self.embeddings(input_ids, token_type_ids, deterministic=deterministic)
         *layers, last = self.layers
         for layer in layers:
-            x = layer(x, mask, deterministic=deterministic)
-        return last(x, mask, deterministic=deterministic, queries=1 if cls_only else None)
+            x = call_block(layer, x, mask, remat=self.remat, deterministic=deterministic)
+        queries = 1 if cls_only else None
+        return call_block(last, x, mask, remat=self.remat, deterministic=deterministic, queries=queries)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, *, deterministic=True):
         """Pooled output [B, D]: tanh(dense(hidden state of [CLS]))."""

@@ -23,6 +23,7 @@ from clipit.models import hf_io, hf_keys
 from clipit.models.create import abstract_model, create_model
 from clipit.models.dual_encoder import DualEncoder
 from clipit.models.kernels import kernels_for
+from clipit.models.remat import set_remat
 from clipit.models.sizes import CLIP_LOGIT_SCALE_INIT, TextSizes, VisionSizes
 from clipit.models.vit import interpolate_positions
 
@@ -70,7 +71,7 @@ def build_model(
                 f"init_from keeps its image size {model.vision_sizes.image_size}; "
                 f"vision.image_size {model_cfg.vision.image_size} is ignored"
             )
-        return model, info
+        return set_remat(model, model_cfg.remat), info
 
     info = BuildInfo(tokenizer=model_cfg.tokenizer or model_cfg.text.pretrained)
     vision = _vision_part(model_cfg, info)
@@ -101,7 +102,7 @@ def build_model(
             prefixes = ("text_model/embeddings/", "text_model/layers/")
             info.notes.append(f"{text.source} has no pooler: text_model/pooler starts from random init")
         hf_io.fill_params(model, text.tensors, prefixes, text.source)
-    return model, info
+    return set_remat(model, model_cfg.remat), info
 
 
 def _vision_part(model_cfg: ModelConfig, info: BuildInfo) -> _Part:

@@ -22,6 +22,7 @@ from flax import nnx
 from clipit.models.attention import SelfAttention
 from clipit.models.init import Normal
 from clipit.models.layers import LayerNorm, Linear, matmul
+from clipit.models.remat import call_block
 from clipit.models.sizes import VisionSizes
 
 CLIP_INITIALIZER_RANGE = 0.02  # CLIPVisionConfig.initializer_range: patch and position tables
@@ -90,6 +91,7 @@ class VisionTransformer(nnx.Module):
         )
         self.post_layernorm = LayerNorm(width, epsilon=eps, kernels=kernels, dtype=dtype, rngs=rngs)
         self.kernels = kernels
+        self.remat = False  # model.remat: recompute each block's activations in the backward pass
 
     def embed(self, pixel_values: jax.Array) -> jax.Array:
         """[B, H, W, C] -> [B, 1 + patches, D] (CLS first, positions added)."""
@@ -119,9 +121,9 @@ class VisionTransformer(nnx.Module):
         x = self.pre_layrnorm(self.embed(pixel_values))
         *blocks, last = self.layers
         for block in blocks:
-            x = block(x, deterministic=deterministic)
+            x = call_block(block, x, remat=self.remat, deterministic=deterministic)
         # only CLS is pooled: the last block computes its row alone (same numbers, ~1 block less work)
-        x = last(x, deterministic=deterministic, queries=1)
+        x = call_block(last, x, remat=self.remat, deterministic=deterministic, queries=1)
         return self.post_layernorm(x[:, 0])
 
 

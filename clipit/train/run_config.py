@@ -35,6 +35,7 @@ HARMLESS_ON_RESUME = (
     "train.export",
     "train.distributed",  # where the processes meet, not what they compute
     "train.mesh",  # where parameters live (data x fsdp), not what a step computes
+    "model.remat",  # recomputes activations in the backward pass: the same numbers, less memory
     "train.micro_batch_size",  # GradCache gives the full-batch update: a smaller one after running out of memory
     "train.evaluators",  # measured, never trained on
     "train.best_by",  # which checkpoint is kept as the best, not what any step computes
