@@ -88,6 +88,7 @@ def test_checkpoint_of_an_fsdp_run_reads_as_whole_arrays(uninterrupted):
 
 
 def test_cli_trains_with_fsdp_and_resumes_on_another_mesh(tiny_shards, tmp_path):
+    """...with remat turned on at the resume: neither changes the run's maths."""
     out = tmp_path / "run"
     args = ["--config", "tiny", "train"]
     for item in tiny_overrides(tiny_shards, out, *RUN, tiny_phases(heads=1, full=3)):
@@ -96,7 +97,10 @@ def test_cli_trains_with_fsdp_and_resumes_on_another_mesh(tiny_shards, tmp_path)
     assert first.exit_code == 0, first.output
     assert (out / "config.resolved.toml").read_text().count("fsdp = 2") == 1
     shutil.rmtree(out / "checkpoints" / "4")  # as if killed after checkpoint 2
-    second = CliRunner().invoke(app, ["train", "--out", str(out), "--resume", "--set", "train.mesh.fsdp=4"])
+    second = CliRunner().invoke(
+        app,
+        ["train", "--out", str(out), "--resume", "--set", "train.mesh.fsdp=4", "--set", "model.remat=true"],
+    )
     assert second.exit_code == 0, second.output
     assert "resuming" in second.output
     losses = _train_losses(out)
