@@ -1,5 +1,5 @@
 """`train.mesh` data x fsdp: the losses of pure data parallelism, parameters and optimizer state split
-over `fsdp` (per-device bytes fall), sharded checkpoints restored on another mesh shape."""
+over `fsdp` (per-device bytes fall), the frozen-tower cache and GradCache on it."""
 
 from __future__ import annotations
 
@@ -7,18 +7,21 @@ import jax
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
+from typer.testing import CliRunner
 
+from clipit.cli.main import app
 from clipit.config import load_config
 from clipit.config.train import MeshSettings
 from clipit.errors import ConfigError
 from clipit.models.build import build_model
+from clipit.train.cache import local_rows
 from clipit.train.mesh import put_batch, to_host, train_mesh
 from clipit.train.model_state import split_model
 from clipit.train.optim import build_optimizer
 from clipit.train.phases import plan_phases
 from clipit.train.sharding import bytes_per_device, place, spec_for
 from clipit.train.state import TrainState
-from clipit.train.step import init_loss_params, make_train_step
+from clipit.train.step import init_loss_params, make_tower_features, make_train_step
 from tests.support.tiny_train import tiny_overrides
 from tests.train.step_check import fixed_batch
 
@@ -113,3 +116,32 @@ def test_a_mesh_that_does_not_cover_the_devices_is_refused():
         _mesh(3, 2)
     with pytest.raises(ConfigError, match="fsdp 3"):
         _mesh(-1, 3)
+
+
+def test_frozen_tower_cache_features_on_an_fsdp_mesh(config):
+    """The cache's tower pass gives the data-parallel features, every process's rows in order."""
+    model, _ = build_model(config.model, seed=0)
+    parts, params, rest = split_model(model)
+    batch = fixed_batch(config, config.train.batch_size)
+    inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask")}
+    features = {}
+    for shape in [(8, 1), (2, 4)]:
+        mesh = _mesh(*shape)
+        state = place(mesh, TrainState.create(params, rest, {}))
+        out = make_tower_features(parts, mesh)(state.params, state.rest, put_batch(mesh, inputs))
+        features[shape] = {k: local_rows(v) for k, v in out.items()}
+    for key, expected in features[(8, 1)].items():
+        assert expected.shape[0] == config.train.batch_size
+        np.testing.assert_allclose(features[(2, 4)][key], expected, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_cli_refuses_a_mesh_that_does_not_fit_before_training(tiny_shards, tmp_path):
+    args = ["train"]
+    for item in tiny_overrides(tiny_shards, tmp_path / "run", "train.mesh.fsdp=3"):
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "train.mesh: data -1 x fsdp 3 does not cover the 8 devices" in result.output
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    zero = CliRunner().invoke(app, ["config", "show", "--set", "train.mesh.data=0"])
+    assert zero.exit_code == 2 and "mesh.data must be -1" in zero.output
