@@ -51,8 +51,9 @@ class _Outcome:
 
 
 @dataclass
-class _Shared:
-    """What every worker thread shares."""
+class Shared:
+    """What every worker thread shares, kept across the calls of one run (one rate limit, one request
+    count, and packing stays off once switched off)."""
 
     limiter: RateLimiter
     counter: RequestCounter = field(default_factory=RequestCounter)
@@ -81,9 +82,11 @@ def translate_remote(
     cfg: TranslateConfig,
     cache: TranslationCache,
     advance: Callable[[int], None],
+    shared: Shared | None = None,
 ) -> DispatchResult:
+    """`result.requests` counts every request `shared` has seen, in earlier calls too."""
     result = DispatchResult()
-    shared = _Shared(RateLimiter(cfg.requests_per_second))
+    shared = shared or Shared(RateLimiter(cfg.requests_per_second))
     packs = packing.pack(texts, provider.spec.max_chars, cfg.separator)
     pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="translate")
 
@@ -92,7 +95,7 @@ def translate_remote(
 
     pending: dict[Future[_Outcome], list[str]] = {submit(job): job for job in packs}
     consecutive_give_ups = 0
-    warned = False
+    warned = shared.unpacked.is_set()  # an earlier call already said so
     try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -145,7 +148,7 @@ def _run_job(
     provider: Provider,
     texts: list[str],
     cfg: TranslateConfig,
-    shared: _Shared,
+    shared: Shared,
 ) -> _Outcome:
     if len(texts) > 1 and shared.unpacked.is_set():
         return _Outcome(mismatch=True)  # not sent: the caller resends these one by one

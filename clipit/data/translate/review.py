@@ -40,27 +40,38 @@ def review_paths(output: Path) -> tuple[Path, Path]:
     return output.with_name(f"{stem}.review.csv"), output.with_name(f"{stem}.review.html")
 
 
-def choose_rows(table: pa.Table, target: str, selected: Sequence[int], n: int) -> list[dict[str, Any]]:
-    """Up to `n` rows: ones being translated, and ones whose existing caption can be a reference."""
-    if n <= 0:
-        return []
-    wanted = set(selected)
-    candidates: list[dict[str, Any]] = []
-    columns = {
-        name: table.column(name).to_pylist()
-        for name in ("key", "caption", "caption_en", "lang", "status", "meta")
-    }
-    for i, key in enumerate(columns["key"]):
-        english = normalise(columns["caption_en"][i] or "")
-        if not english or columns["status"][i] != manifest.STATUS_OK:
-            continue
-        in_target = columns["caption"][i] is not None and columns["lang"][i] == target
-        if i in wanted or in_target:
-            machine = TRANSLATED_BY in json.loads(columns["meta"][i] or "{}")
-            reference = columns["caption"][i] if in_target and not machine else None
-            candidates.append({"key": key, "caption_en": english, "reference": reference})
-    candidates.sort(key=lambda row: hashlib.sha256(row["key"].encode("utf-8")).digest())
-    return sorted(candidates[:n], key=lambda row: row["key"])
+class Sample:
+    """Up to `n` rows, chosen batch by batch: ones being translated, and ones whose existing caption can
+    be a reference. Only the `n` best so far are kept, so a manifest of any size costs `n` rows."""
+
+    def __init__(self, target: str, n: int):
+        self.target, self.n = target, n
+        self._best: list[tuple[bytes, dict[str, Any]]] = []  # (sha256 of the key, row), best first
+
+    def add(self, table: pa.Table, selected: Sequence[int]) -> None:
+        """One batch of manifest rows; `selected`: the batch's row numbers being translated."""
+        if self.n <= 0:
+            return
+        wanted = set(selected)
+        columns = {
+            name: table.column(name).to_pylist()
+            for name in ("key", "caption", "caption_en", "lang", "status", "meta")
+        }
+        for i, key in enumerate(columns["key"]):
+            english = normalise(columns["caption_en"][i] or "")
+            if not english or columns["status"][i] != manifest.STATUS_OK:
+                continue
+            in_target = columns["caption"][i] is not None and columns["lang"][i] == self.target
+            if i in wanted or in_target:
+                machine = TRANSLATED_BY in json.loads(columns["meta"][i] or "{}")
+                reference = columns["caption"][i] if in_target and not machine else None
+                row = {"key": key, "caption_en": english, "reference": reference}
+                self._best.append((hashlib.sha256(key.encode("utf-8")).digest(), row))
+        self._best.sort(key=lambda item: item[0])
+        del self._best[self.n :]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return sorted((row for _, row in self._best), key=lambda row: row["key"])
 
 
 def scores(pairs: Sequence[tuple[str, str]]) -> dict[str, float]:

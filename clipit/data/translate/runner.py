@@ -6,6 +6,11 @@ an unknown language, so possibly a human one in the target language: it is never
 whitespace) are translated once. The cache is consulted first and committed as results arrive, so a
 rerun after a kill (or after a finished run) sends requests only for what is still missing.
 
+The manifest is read and written `CHUNK_ROWS` rows at a time (into a temporary file renamed into place
+at the end), so memory does not grow with its size: what must span chunks is one 8-byte id per distinct
+caption (so a caption repeated in a later chunk is counted once and never resent), the failed captions
+and the review sample.
+
 Per-row outcome, written to the manifest at the end (atomically):
 - translated: `caption` = the translation, `lang` = target, `meta.translated_by` = the backend (so a
   machine caption is never mistaken for a reference); an `error` left by an earlier failed
@@ -20,27 +25,33 @@ is written: what did translate is kept there and in the cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from clipit.config.translate import TranslateConfig
 from clipit.console import err_console, progress, warn
-from clipit.data import manifest
+from clipit.data import manifest, manifest_stream, string_ids
 from clipit.data.translate import review
 from clipit.data.translate.cache import TranslationCache
-from clipit.data.translate.dispatch import DispatchResult, translate_local, translate_remote
+from clipit.data.translate.dispatch import DispatchResult, Shared, translate_local, translate_remote
 from clipit.data.translate.packing import normalise
 from clipit.data.translate.providers import Provider, ProviderSpec, provider_spec
+from clipit.data.translate.retry import RateLimiter
 from clipit.errors import ClipitError, ConfigError, NetworkError
 
 ERROR_PREFIX = "translate: "
 NOT_ATTEMPTED = "not attempted (the run stopped early)"
+CHUNK_ROWS = 8_192  # manifest rows read, translated and written at a time
 
 
 class TranslationFailed(ClipitError):
@@ -91,37 +102,125 @@ def run(cfg: TranslateConfig) -> TranslateSummary:
         source_path = source_path / manifest.MANIFEST_NAME
     output = Path(cfg.output).expanduser() if cfg.output is not None else source_path
     _check_writable(output, "--output" if cfg.output is not None else "--input")
-    table = manifest.read(source_path)
+    manifest_stream.check_unique_keys([source_path])  # an unreadable or bad manifest fails before any work
     spec = provider_spec(cfg)  # a bad backend, endpoint or key fails before any work
 
-    selected, texts = _select_rows(table, cfg.to)
-    sample = review.choose_rows(table, cfg.to, selected, cfg.sample)
-    wanted = list(dict.fromkeys([*texts.values(), *(normalise(r["caption_en"]) for r in sample)]))
-    summary = TranslateSummary(output=output, rows_selected=len(selected), unique_texts=len(wanted))
-
-    with TranslationCache(cfg.cache, spec.cache_name, cfg.source_lang, cfg.to) as cache:
-        known = cache.lookup(wanted)
-        todo = [text for text in wanted if text not in known]
-        summary.cached = len(known)
-        result = _dispatch(cfg, spec, todo, cache)
-    translations = {**known, **result.translated}
-    summary.translated, summary.failed = len(result.translated), len(result.failed)
-    summary.requests, summary.fallbacks = result.requests, result.fallbacks
-
-    table = _fill(table, cfg.to, spec.cache_name, texts, translations, result.failed, summary)
-    manifest.write(table, output)
-    if sample:
-        summary.review_files, summary.scores = review.write_sheet(output, sample, translations)
+    summary = TranslateSummary(output=output)
+    sample = review.Sample(cfg.to, cfg.sample)
+    with (
+        TranslationCache(cfg.cache, spec.cache_name, cfg.source_lang, cfg.to) as cache,
+        _Chunks(cfg, spec, cache, summary) as chunks,
+        manifest_stream.writer(output) as out,
+    ):
+        for table, last in _with_last(manifest_stream.iter_batches(source_path, batch_size=CHUNK_ROWS)):
+            selected, texts = _select_rows(table, cfg.to)
+            summary.rows_selected += len(selected)
+            sample.add(table, selected)
+            # the sample's captions go with the last chunk's, so a small manifest is one dispatch
+            extra = [row["caption_en"] for row in sample.rows()] if last else []
+            translations = chunks.translate([*texts.values(), *extra])
+            out.write(_fill(table, cfg.to, spec.cache_name, texts, translations, chunks.failed, summary))
+        rows = sample.rows()
+        sample_translations = cache.lookup(row["caption_en"] for row in rows)
+    if rows:
+        summary.review_files, summary.scores = review.write_sheet(output, rows, sample_translations)
     summary.seconds = time.monotonic() - started
-    if result.aborted:
+    if chunks.aborted:
         raise NetworkError(
-            f"translation with {spec.name} stopped: {result.aborted}; {summary.line()}; {output} written",
+            f"translation with {spec.name} stopped: {chunks.aborted}; {summary.line()}; {output} written",
             "check --endpoint, the network or the API key, then rerun: finished work is cached and not resent",
         )
-    _check_failures(cfg, summary, result.failed, output)
+    _check_failures(cfg, summary, chunks.failed, output)
     if summary.failed:
         warn(f"{summary.failed} captions failed (see the 'error' column); a rerun retries only those")
     return summary
+
+
+def _with_last(batches: Iterator[pa.Table]) -> Iterator[tuple[pa.Table, bool]]:
+    """Each batch, and whether it is the last one."""
+    previous = next(batches, None)
+    for batch in batches:
+        yield previous, False
+        previous = batch
+    if previous is not None:
+        yield previous, True
+
+
+class _Chunks:
+    """Translates the captions of one chunk after another, each distinct caption counted and sent once."""
+
+    def __init__(
+        self, cfg: TranslateConfig, spec: ProviderSpec, cache: TranslationCache, summary: TranslateSummary
+    ):
+        self.cfg, self.spec, self.cache, self.summary = cfg, spec, cache, summary
+        self.seen = np.zeros(0, np.uint64)  # ids of the captions of earlier chunks, sorted
+        self.failed: dict[str, str] = {}  # caption -> why, for every chunk's rows
+        self.aborted: str | None = None
+        self._stack = contextlib.ExitStack()
+        self._bar: Any = None
+        self._task: Any = None
+        self._total = 0
+        self._model: Any = None
+        self._provider: Provider | None = None
+        self._shared: Shared | None = None
+
+    def __enter__(self) -> _Chunks:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def translate(self, texts: list[str]) -> dict[str, str]:
+        """Translations of `texts` (from the cache or the backend); failures land in `self.failed`."""
+        wanted = list(dict.fromkeys(texts))
+        ids = string_ids.of(wanted)
+        earlier = np.isin(ids, self.seen)
+        self.seen = np.union1d(self.seen, ids)
+        known = self.cache.lookup(wanted)
+        # a caption of an earlier chunk is in the cache or failed; one that is neither shares its id
+        # with another caption (about 1 in 2^64), so it is new after all
+        new = [
+            text
+            for text, seen in zip(wanted, earlier.tolist(), strict=True)
+            if not seen or (text not in known and text not in self.failed)
+        ]
+        todo = [text for text in new if text not in known]
+        self.summary.unique_texts += len(new)
+        self.summary.cached += len(new) - len(todo)
+        if todo and self.aborted is None:
+            result = self._dispatch(todo)
+            known.update(result.translated)
+            self.failed.update(result.failed)
+            self.aborted = result.aborted
+            self.summary.translated += len(result.translated)
+            self.summary.failed += len(result.failed)
+            self.summary.requests = (
+                result.requests if self._shared else self.summary.requests + result.requests
+            )
+            self.summary.fallbacks += result.fallbacks
+        return known
+
+    def _dispatch(self, todo: list[str]) -> DispatchResult:
+        if self._bar is None:  # one progress bar for the run, shown once there is something to send
+            self._bar = self._stack.enter_context(progress())
+            self._task = self._bar.add_task(f"translate ({self.spec.name})", total=0)
+        self._total += len(todo)
+        self._bar.update(self._task, total=self._total)
+
+        def advance(count: int) -> None:
+            self._bar.advance(self._task, count)
+
+        cfg = self.cfg
+        if self.spec.name == "marian":
+            from clipit.data.translate.marian import MarianModel
+
+            if self._model is None:
+                self._model = MarianModel(cfg.marian_model)
+            return translate_local(lambda: self._model, todo, cfg.batch_size, self.cache, advance)
+        if self._provider is None:
+            self._provider = Provider(cfg)
+            self._shared = Shared(RateLimiter(cfg.requests_per_second))
+        return translate_remote(self._provider, todo, cfg, self.cache, advance, self._shared)
 
 
 def _check_writable(output: Path, flag: str) -> None:
@@ -176,26 +275,6 @@ def _select_rows(table: pa.Table, target: str) -> tuple[list[int], dict[int, str
             selected.append(i)
             texts[i] = text
     return selected, texts
-
-
-def _dispatch(
-    cfg: TranslateConfig, spec: ProviderSpec, todo: list[str], cache: TranslationCache
-) -> DispatchResult:
-    if not todo:
-        return DispatchResult()
-    with progress() as bar:
-        task = bar.add_task(f"translate ({spec.name})", total=len(todo))
-
-        def advance(count: int) -> None:
-            bar.advance(task, count)
-
-        if spec.name == "marian":
-            from clipit.data.translate.marian import MarianModel
-
-            return translate_local(
-                lambda: MarianModel(cfg.marian_model), todo, cfg.batch_size, cache, advance
-            )
-        return translate_remote(Provider(cfg), todo, cfg, cache, advance)
 
 
 def _fill(
