@@ -87,6 +87,7 @@ def translate_remote(
     """`result.requests` counts every request `shared` has seen, in earlier calls too."""
     result = DispatchResult()
     shared = shared or Shared(RateLimiter(cfg.requests_per_second))
+    shared.stop.clear()  # set when an earlier call ended
     packs = packing.pack(texts, provider.spec.max_chars, cfg.separator)
     pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="translate")
 
