@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from clipit.train.mesh import FSDP_AXIS
+from clipit.train.mesh import FSDP_AXIS, to_host
 
 
 def fsdp_size(mesh: Mesh) -> int:
@@ -62,11 +62,11 @@ def place(mesh: Mesh, tree: Any) -> Any:
 
     def put(x, sharding: NamedSharding):
         if isinstance(x, jax.Array):
-            if x.sharding == sharding:
+            if x.sharding.is_equivalent_to(sharding, x.ndim):
                 return x
             if x.is_fully_addressable:
                 return jax.device_put(x, sharding)
-            x = np.asarray(x.addressable_data(0))  # replicated across processes: the local copy
+            x = to_host(x)  # spread over several processes: each reads the whole value once
         host = _device_dtype(np.asarray(x))
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
