@@ -97,7 +97,10 @@ def run(cfg: TranslateConfig) -> TranslateSummary:
         source_path = source_path / manifest.MANIFEST_NAME
     output = Path(cfg.output).expanduser() if cfg.output is not None else source_path
     _check_writable(output, "--output" if cfg.output is not None else "--input")
-    manifest_stream.check_unique_keys([source_path])  # an unreadable or bad manifest fails before any work
+    # an unreadable or bad manifest fails before any request: keys, then every value (in batches)
+    manifest_stream.check_unique_keys([source_path])
+    for _ in manifest_stream.iter_batches(source_path):
+        pass
     spec = provider_spec(cfg)  # a bad backend, endpoint or key fails before any work
 
     summary = TranslateSummary(output=output)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from clipit.data import manifest
 from clipit.data.translate import runner
-from clipit.errors import NetworkError
+from clipit.errors import ClipitError, NetworkError
 from tests.support.libre_server import LibreServer
 from tests.support.translate_data import captions, libre_config, write_manifest
 
@@ -79,3 +80,19 @@ def test_an_abort_leaves_later_chunks_not_attempted_and_writes_every_row(tmp_pat
     assert errors and all(e.startswith(runner.ERROR_PREFIX) for e in errors)
     assert any(e.endswith(runner.NOT_ATTEMPTED) for e in errors)
     assert manifest.read(tmp_path / "out" / "m.parquet").num_rows == 40
+
+
+def test_a_bad_row_in_a_later_chunk_fails_before_any_request(tmp_path, monkeypatch):
+    english = _write_source(tmp_path, n=40)
+    source = tmp_path / "in" / "manifest.parquet"
+    table = pq.read_table(source)
+    splits = table.column("split").to_pylist()
+    splits[33] = None  # every row needs a split
+    table = table.set_column(table.schema.get_field_index("split"), "split", pa.array(splits, pa.string()))
+    pq.write_table(table, source)
+    monkeypatch.setattr(runner, "CHUNK_ROWS", 8)
+    with LibreServer() as server:
+        with pytest.raises(ClipitError, match="row 33: 'split' is empty"):
+            _run(server, tmp_path, "out")
+        assert server.requests == 0
+    assert not (tmp_path / "out" / "m.parquet").exists() and english
