@@ -70,4 +70,4 @@ def test_peak_rss_grows_by_far_less_than_a_kilobyte_a_row(tmp_path):
     assert (small_filled, large_filled, small_unique, large_unique) == (small, large, DISTINCT, DISTINCT)
     growth = (large_peak - small_peak) * 1024 / (large - small)  # bytes of peak RSS per extra row
     print(f"peak RSS growth: {growth:.0f} bytes a row")
-    assert growth < 300, f"{growth:.0f} bytes a row ({small_peak // 1024} MB -> {large_peak // 1024} MB)"
+    assert growth < 400, f"{growth:.0f} bytes a row ({small_peak // 1024} MB -> {large_peak // 1024} MB)"
