@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DISTRIBUTED_STAMP := $(VENV)/.installed-distributed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -13,13 +14,18 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,distributed]'  # distributed: the Ray and PySpark tests
+	$(BIN)/pip install --quiet -e '.[dev]'
 	# clip_benchmark's own data files and reader code for the eval tests; --no-deps: its requirements
 	# (torchvision, open_clip) would replace the pinned CPU torch with a CUDA build
 	$(BIN)/pip install --quiet --no-deps 'clip-benchmark==1.6.2'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Ray and PySpark (the `distributed` extra) for the tests of the distributed paths; the demo does not need them.
+$(DISTRIBUTED_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,distributed]'
+	touch $(DISTRIBUTED_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check clipit tests benchmarks
@@ -41,12 +47,12 @@ java:
 
 # The tests check data parallelism on 8 virtual CPU devices; the demo runs as a user's `clipit demo` does.
 test: export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
-test: $(STAMP) lint browser java
+test: $(STAMP) $(DISTRIBUTED_STAMP) lint browser java
 	$(BIN)/pytest -q
 
 # Unit and CLI tests only (no training, no multi-process runs, no server): a couple of minutes.
 test-fast: export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
-test-fast: $(STAMP) lint
+test-fast: $(STAMP) $(DISTRIBUTED_STAMP) lint
 	$(BIN)/pytest -q -m "not slow and not model"
 
 docs: $(STAMP)
