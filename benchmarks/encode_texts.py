@@ -20,7 +20,6 @@ import numpy as np
 from towers import CONFIGS, tokenizer_folder
 
 import clipit.encode as encode
-from clipit.data.text import load_tokenizer
 from clipit.models.build import create_model
 from clipit.models.sizes import CLIP_LOGIT_SCALE_INIT
 
@@ -30,8 +29,10 @@ MAX_TOKENS = 64
 def main() -> None:
     vision, text, _, projection_dim = CONFIGS["small"]
     model = create_model(vision, text, projection_dim, CLIP_LOGIT_SCALE_INIT, jnp.float32, seed=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = load_tokenizer(tokenizer_folder(text.vocab_size, tmp))
+    tmp = (
+        tempfile.TemporaryDirectory()
+    )  # kept until main returns: the encoder loads the tokenizer on first use
+    tokenizer = str(tokenizer_folder(text.vocab_size, tmp.name))
     rng = np.random.default_rng(0)
     words = np.clip(rng.normal(14, 4, 4096).astype(int), 3, MAX_TOKENS - 2)
     words[rng.choice(len(words), len(words) // 100, replace=False)] = MAX_TOKENS - 2

@@ -215,8 +215,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=None, help="projection dim (default: the tiny model's 16)")
     args = parser.parse_args()
 
-    from tests.eval.fixtures import make_tiny_model, write_images
     from tests.support import tiny_hf
+    from tests.support.images import write_images
 
     if args.dim:  # the tiny checkpoint reads its projection size from this module constant when saved
         tiny_hf.PROJECTION_DIM = args.dim
@@ -224,7 +224,7 @@ def main() -> None:
     texts = queries(args.queries)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model = make_tiny_model(work / "model")
+        model = tiny_hf.save_tiny_dual_encoder(work / "model", seed=4)
         photos = write_images(work / "photos", [(40, 30), (32, 32), (50, 80), (64, 64), (33, 47), (90, 41)])
         from clipit.encode import open_model
 

@@ -25,8 +25,8 @@ from deep_translator import LibreTranslator  # noqa: E402
 from clipit.config.translate import TranslateConfig  # noqa: E402
 from clipit.data import manifest  # noqa: E402
 from clipit.data.translate import run  # noqa: E402
-from tests.data.translate.conftest import captions  # noqa: E402
 from tests.support.libre_server import LibreServer, fake_translate  # noqa: E402
+from tests.support.translate_data import captions  # noqa: E402
 
 
 def baseline(texts: list[str], latency: float) -> tuple[int, float]:

@@ -86,9 +86,9 @@ class RunCheckpoints:
         that holds it, and nothing is gathered."""
         meta = {**meta, "format_version": FORMAT_VERSION, "step": step}
         host = jax.tree.map(
-            lambda x: np.asarray(x.addressable_data(0))
-            if isinstance(x, jax.Array) and x.is_fully_replicated
-            else x,
+            lambda x: (
+                np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) and x.is_fully_replicated else x
+            ),
             state,
         )
         self.manager.save(

@@ -207,9 +207,11 @@ class RunEvaluators:
         # the encoder's forward passes run on one local device as `clipit eval`'s do. Arrays split
         # over train.mesh's fsdp axis are gathered first.
         local = jax.tree.map(
-            lambda x: (x.addressable_data(0) if x.is_fully_replicated else to_host(x))
-            if isinstance(x, jax.Array)
-            else x,
+            lambda x: (
+                (x.addressable_data(0) if x.is_fully_replicated else to_host(x))
+                if isinstance(x, jax.Array)
+                else x
+            ),
             (params, rest),
         )
         encoder = Encoder(
