@@ -40,7 +40,7 @@ def test_packaged_configs_by_name_from_any_folder(tmp_path):
     shown = clipit(tmp_path, "--config", "tiny", "config", "show")
     assert shown.returncode == 0, shown.stderr
     config = tomllib.loads(shown.stdout)
-    assert config["train"]["batch_size"] == 128 and "tokenizer" not in config["model"]
+    assert config["train"]["batch_size"] == 192 and "tokenizer" not in config["model"]
     shown = clipit(tmp_path, "config", "show", "--config", "clip-italian")
     assert shown.returncode == 0 and tomllib.loads(shown.stdout)["model"]["max_text_length"] == 96, (
         shown.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,9 +22,6 @@ from clipit.data.translate.cache import TranslationCache
 from clipit.data.translate.dispatch import DispatchResult, Shared, translate_local, translate_remote
 from clipit.data.translate.providers import Provider, ProviderSpec
 from clipit.data.translate.retry import RateLimiter
-
-if TYPE_CHECKING:
-    from clipit.data.translate.runner import TranslateSummary
 
 
 def with_last(batches: Iterator[pa.Table]) -> Iterator[tuple[pa.Table, bool]]:
@@ -40,9 +37,7 @@ def with_last(batches: Iterator[pa.Table]) -> Iterator[tuple[pa.Table, bool]]:
 class Chunks:
     """Translates the captions of one chunk after another, each distinct caption counted and sent once."""
 
-    def __init__(
-        self, cfg: TranslateConfig, spec: ProviderSpec, cache: TranslationCache, summary: TranslateSummary
-    ):
+    def __init__(self, cfg: TranslateConfig, spec: ProviderSpec, cache: TranslationCache, summary: Any):
         self.cfg, self.spec, self.cache, self.summary = cfg, spec, cache, summary
         self.seen = np.zeros(0, np.uint64)  # ids of the captions of earlier chunks, sorted
         self.failed: dict[str, str] = {}  # caption -> why, for every chunk's rows
