@@ -109,11 +109,12 @@ def batch_for(config, batch: int) -> dict[str, np.ndarray]:
 
 
 def clipit_step(config, model, raw):
-    """The trainer's own jitted step of the phase, its state and the batch on the devices, the phase
-    plan and the trainable parameters: (step, state, batch, plan, trainable)."""
+    """The trainer's own jitted step of the phase, its state and the batch on one device (the PyTorch
+    rows run on one), the phase plan and the trainable parameters: (step, state, batch, plan, trainable).
+    One device also keeps XLA's cost analysis, which counts one device's share, equal to the step's."""
     parts, params, rest = split_model(model)
     plan = plan_phases(config.train, config.data.loader, sorted(params), 10_000)[0]
-    mesh = data_mesh()
+    mesh = data_mesh(jax.devices()[:1])
     tx = build_optimizer(plan.optimizer)
     trainable = {k: params[k] for k in sorted(plan.trainable)}
     state = TrainState.create(params, rest, init_loss_params(config.train)).replace(opt=tx.init(trainable))
@@ -206,7 +207,7 @@ def main() -> None:
         "size": args.size,
         "dtype": args.dtype,
         "batch": args.batch,
-        "jax_devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+        "jax_device": jax.devices()[0].device_kind,
         "torch_device": None if args.skip_torch else torch_device(),
         "gflop_per_step": round(flops["total"] / 1e9, 3),
         "optimizer_share": round(flops["optimizer"] / flops["total"], 4),
