@@ -24,6 +24,7 @@ import concurrent.futures
 import importlib.util
 import multiprocessing
 import os
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,9 @@ from clipit.errors import ClipitError, ConfigError
 
 KINDS = ("local", "ray")
 AHEAD = 2  # jobs in flight per worker: one running, one ready to start
+# Ray itself waits minutes for an address that does not answer (a host that drops packets): a plain
+# TCP connect first tells a wrong address in seconds.
+CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,27 @@ class Distributor:
                 f"{self.setting} = 'ray' but ray is not installed",
                 "pip install 'clipit-jax[distributed]' (on every node of the cluster too)",
             )
+        if self.kind == "ray":
+            self._check_reachable(self.address or os.environ.get("RAY_ADDRESS"))
+
+    def _check_reachable(self, address: str | None) -> None:
+        """A `host:port` (or `ray://host:port`) address accepts a TCP connection within
+        CONNECT_TIMEOUT_S; "auto", "local" and none are Ray's to resolve."""
+        if not address or address in ("auto", "local"):
+            return
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(
+                f"{self.setting}: Ray address {address!r} is not host:port",
+                "use the address `ray start --head` printed (e.g. 10.0.0.5:6379), ray://host:port or auto",
+            )
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            raise ClipitError(
+                f"{self.setting}: cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
+                "start the cluster (ray start --head) and check the address and the firewall",
+            ) from None
 
 
 def run(

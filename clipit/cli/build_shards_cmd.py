@@ -82,7 +82,7 @@ def build_shards(
     cfg = resolve(ctx, config, set_, flags)
     section = cfg.data.shards
     # before the plan reads every source: a distributor that cannot run here is a config error now
-    Distributor(section.distributor, setting="data.shards.distributor").check()
+    Distributor(section.distributor, address=section.ray_address, setting="data.shards.distributor").check()
     summary = shards.run(section)
     save_resolved(cfg, section.out)
     Console(highlight=False).print(shards.summary_table(summary))

@@ -4,8 +4,10 @@ single-machine run, and a rerun after an interrupted run redoes only the missing
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,31 @@ def test_ray_not_installed_is_refused_before_any_work(synthetic_source, tmp_path
     assert result.returncode == 2, result.stderr
     assert "data.shards.distributor = 'ray' but ray is not installed" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_cluster_is_refused_in_seconds_before_any_work(synthetic_source, tmp_path):
+    """A Ray address where nothing listens fails fast with a one-line error (Ray itself waits minutes)."""
+    with socket.socket() as probe:  # a loopback port that was free a moment ago: nothing accepts there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["build-shards", str(synthetic_source), "--out", str(tmp_path / "out"), "--distributor", "ray"]
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", "from clipit.cli.main import main; main()", *args]
+        + ["--set", f"data.shards.ray_address=127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"data.shards.distributor: cannot reach the Ray cluster at 127.0.0.1:{port}" in result.stderr
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "out").exists()
+    bad = subprocess.run(
+        [sys.executable, "-c", "from clipit.cli.main import main; main()", *args]
+        + ["--set", "data.shards.ray_address=headnode"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "is not host:port" in bad.stderr, bad.stderr
