@@ -179,6 +179,11 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(500, ge=1, description="Steps between checkpoints.")
     keep_checkpoints: int = Field(3, ge=1, description="Latest checkpoints kept (plus the best).")
     export: bool = Field(True, description="Write the HF export into RUN_DIR/export at the end.")
+    compilation_cache: bool = Field(
+        True,
+        description="Keep compiled steps under the user cache folder (clipit/jax): a resume or a rerun "
+        "of the same model and batch starts without compiling.",
+    )
     evaluators: list[EvaluatorConfig] = Field(
         default_factory=list,
         description="Zero-shot and retrieval tasks run on the current parameters every `every` steps.",

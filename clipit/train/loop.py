@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from clipit import folder_lock
+from clipit.compile_cache import enable_compilation_cache
 from clipit.config import Config, save_resolved
 from clipit.console import info
 from clipit.data.shard_format import count_rows
@@ -71,6 +72,8 @@ def train_and_evaluate(
     )  # flags folded in, absolute paths: the saved config is the run
     train = config.train
     data_dir, run_dir = train.data, train.out
+    if train.compilation_cache:
+        enable_compilation_cache()
     if resume:
         check_resume(config, run_dir)  # first: a refused resume is about the flags, not about the data
     check_best_by(config)

@@ -33,6 +33,7 @@ HARMLESS_ON_RESUME = (
     "train.checkpoint_every",
     "train.keep_checkpoints",
     "train.export",
+    "train.compilation_cache",  # the same compiled code, from disk or compiled again
     "train.distributed",  # where the processes meet, not what they compute
     "train.mesh",  # where parameters live (data x fsdp), not what a step computes
     "model.remat",  # recomputes activations in the backward pass: the same numbers, less memory
