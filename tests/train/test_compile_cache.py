@@ -21,11 +21,22 @@ def entries(cache: Path) -> set[str]:
 @pytest.mark.slow
 def test_a_second_run_reads_every_step_from_the_cache(tiny_shards, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    env |= {"XDG_CACHE_HOME": str(tmp_path / "cache"), "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    env |= {
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+    }
     cache = tmp_path / "cache" / "clipit" / "jax"
     for name in ("first", "second"):
-        items = tiny_overrides(tiny_shards, tmp_path / name, tiny_phases(heads=1, full=1), "train.export=false")
-        command = [sys.executable, "-m", "clipit.cli.main", "train", *[a for i in items for a in ("--set", i)]]
+        items = tiny_overrides(
+            tiny_shards, tmp_path / name, tiny_phases(heads=1, full=1), "train.export=false"
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "clipit.cli.main",
+            "train",
+            *[a for i in items for a in ("--set", i)],
+        ]
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         if name == "first":
