@@ -66,7 +66,7 @@ def value_and_grad(
     """`((loss, (aux, new_rest)), grads)` as `jax.value_and_grad(has_aux=True)` of the full batch.
 
     `rest` is the flat non-parameter state (RNG keys as raw data under `key_names`, counters);
-    `batch` holds [B, ...] arrays sharded over the mesh's data axis.
+    `batch` holds [B, ...] arrays sharded over every axis of the mesh (data, and fsdp when present).
     """
     size = next(iter(batch.values())).shape[0]
     count = size // micro_batch_size

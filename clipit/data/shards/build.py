@@ -32,7 +32,8 @@ from clipit.config.data import ShardSettings
 from clipit.console import progress
 from clipit.data import manifest, manifest_stream, shard_format
 from clipit.data.shards import cleanup, exclude, images, locate, report
-from clipit.data.shards.plan import CANDIDATE, Job, Plan, code_of, make_plan, reason_of
+from clipit.data.shards.jobs import Job
+from clipit.data.shards.plan import CANDIDATE, Plan, code_of, make_plan, reason_of
 from clipit.errors import ConfigError, ManifestError
 
 RECORDS = ".build"  # per-shard records of finished jobs

@@ -11,13 +11,12 @@ same on every run with the same inputs: that is what lets a rerun keep finished 
 Memory does not grow with rows held as objects: the manifests are streamed in batches, twice (once to
 check rows and collect their ids, once to hash each job's rows), and what must be global is a few numpy
 arrays of about 40 bytes a row (64-bit ids of images, URLs, origins and caption pairs; a code per row).
-A job carries row numbers, not rows: the process that builds it reads its rows back (`Job.candidates`).
+The jobs and their hashes are jobs.py's.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from clipit.config.data import ShardSettings
-from clipit.data import manifest, manifest_stream, shard_format, string_ids
+from clipit.data import manifest, manifest_stream, string_ids
 from clipit.data.shards import exclude, locate, splits
+from clipit.data.shards.jobs import Input, Job, cut_jobs
 
 NO_CAPTION = "no_caption"
 WRONG_LANGUAGE = "wrong_language"
@@ -54,7 +54,6 @@ REASONS = (
 _CODE = {reason: 2 + i for i, reason in enumerate(REASONS)}
 _CHECKED = ["key", "source", "url", "caption", "lang", "status", "split", "split_fixed"]
 _LOCATED = ["shard", "index", "image_sha256"]
-_CANDIDATE = ["key", "source", "caption", "caption_en", "meta", "image_sha256", "shard", "index"]
 
 
 def reason_of(code: int) -> str:
@@ -63,82 +62,6 @@ def reason_of(code: int) -> str:
 
 def code_of(reason: str) -> int:
     return _CODE[reason]
-
-
-@dataclass(frozen=True)
-class Input:
-    folder: Path
-    manifest: Path
-    first: int  # row number of its first row in the merged input
-    rows: int
-
-
-@dataclass(frozen=True)
-class Candidate:
-    row: int  # position in the merged input manifest
-    key: str
-    source: str
-    caption: str
-    caption_en: str | None
-    meta: str | None
-    sha256: str
-    location: locate.Location | str  # a reason when the image vanished after the plan
-
-    def hashed(self) -> str:
-        """This row as the job hash sees it (JSON, sorted keys; not the input position)."""
-        location = self.location
-        if isinstance(location, locate.Location):
-            location = {"offset": location.offset, "path": location.path, "size": location.size}
-        fields = {
-            "caption": self.caption,
-            "caption_en": self.caption_en,
-            "key": self.key,
-            "location": location,
-            "meta": self.meta,
-            "row": None,
-            "sha256": self.sha256,
-            "source": self.source,
-        }
-        return json.dumps(fields, sort_keys=True)
-
-
-@dataclass
-class Job:
-    name: str  # shard file name
-    split: str
-    inputs: tuple[Input, ...]
-    rows: np.ndarray  # ascending positions in the merged input
-    shas: dict[int, str] = field(default_factory=dict)  # SHA-256s the plan computed (none in the manifest)
-    digest: str = ""  # hash of everything the shard's bytes depend on: a finished shard with it is reused
-
-    def __len__(self) -> int:
-        return int(self.rows.size)
-
-    def candidates(self) -> list[Candidate]:
-        """The job's rows, read back from the source manifests (only the row groups that hold them)."""
-        found: list[Candidate] = []
-        for source in self.inputs:
-            local = self.rows[(self.rows >= source.first) & (self.rows < source.first + source.rows)]
-            if not local.size:
-                continue
-            table = manifest_stream.read_rows(source.manifest, local - source.first, _CANDIDATE)
-            images = locate.SourceImages(source.folder)
-            for row, values in zip(local.tolist(), table.to_pylist(), strict=True):
-                found.append(_candidate(row, values, images, self.shas.get(row)))
-        return found
-
-
-def _candidate(row: int, values: dict, images: locate.SourceImages, sha: str | None) -> Candidate:
-    return Candidate(
-        row,
-        values["key"],
-        values["source"],
-        values["caption"].strip(),
-        values["caption_en"],
-        values["meta"],
-        values["image_sha256"] or sha,
-        images.locate(values["shard"], values["index"]),
-    )
 
 
 @dataclass
@@ -197,7 +120,7 @@ def make_plan(
     del ids
     _drop_duplicates(code, candidate, sha_ids, origin[candidate], pair[candidate], settings.dedup_images)
     del origin, pair, sha_ids, candidate
-    jobs = _jobs(inputs, code, split, shas, settings, excluded.digest)
+    jobs = cut_jobs(inputs, code == CANDIDATE, split, shas, settings, excluded.digest)
     return Plan(inputs, code, split, jobs, shas, excluded)
 
 
@@ -252,77 +175,6 @@ def _drop_duplicates(
     seen = (kept_pairs[slot] == pair) & (earliest[slot] < np.arange(count))
     code[rows[seen]] = _CODE[DUPLICATE_PAIR]
     code[rows[~seen & ~first_origin]] = _CODE[DUPLICATE_IMAGE]
-
-
-def _jobs(
-    inputs: tuple[Input, ...],
-    code: np.ndarray,
-    split: np.ndarray,
-    shas: dict[int, str],
-    settings: ShardSettings,
-    exclude_digest: str,
-) -> list[Job]:
-    """Cut each split's kept rows into jobs, then hash each job's rows in one more pass over the inputs."""
-    jobs: list[Job] = []
-    for number_of_split, name in enumerate(manifest.SPLITS):
-        kept = np.flatnonzero((code == CANDIDATE) & (split == number_of_split))
-        for number, start in enumerate(range(0, kept.size, settings.rows_per_shard)):
-            rows = kept[start : start + settings.rows_per_shard]
-            job_shas = {r: shas[r] for r in rows.tolist() if r in shas} if shas else {}
-            jobs.append(Job(shard_format.shard_name(name, number), name, inputs, rows, job_shas))
-    hashing = [_JobHash(job, settings, exclude_digest) for job in jobs]
-    pending = {name: [h for h in hashing if h.job.split == name] for name in manifest.SPLITS}
-    for source in inputs:
-        images = locate.SourceImages(source.folder)
-        row = source.first
-        for table in manifest_stream.iter_batches(source.manifest, _CANDIDATE):
-            local = np.flatnonzero(code[row : row + table.num_rows] == CANDIDATE)
-            if local.size:
-                values = table.take(local).to_pylist()
-                for offset, value in zip(local.tolist(), values, strict=True):
-                    number = row + offset
-                    queue = pending[manifest.SPLITS[split[number]]]
-                    queue[0].add(_candidate(number, value, images, shas.get(number)))
-                    if queue[0].done:
-                        queue.pop(0)
-            row += table.num_rows
-    return jobs
-
-
-class _JobHash:
-    """The job's digest, fed one row at a time: the SHA-256 of one JSON document
-    {"exclude": ..., "format": ..., "rows": [...], "settings": [...]} (sorted keys, no exclude key
-    without an exclude set, so shards built without one stay valid)."""
-
-    def __init__(self, job: Job, settings: ShardSettings, exclude_digest: str):
-        self.job, self.left = job, len(job)
-        head = {"exclude": exclude_digest} if exclude_digest else {}
-        head["format"] = shard_format.SHARD_VERSION
-        opening = json.dumps(head, sort_keys=True)[:-1] + ', "rows": ['
-        self.closing = "], " + json.dumps({"settings": self._settings(settings)})[1:]
-        self.hash = hashlib.sha256(opening.encode())
-
-    @staticmethod
-    def _settings(settings: ShardSettings) -> list[int]:
-        return [
-            settings.image_side,
-            settings.jpeg_quality,
-            settings.min_image_side,
-            settings.max_image_pixels,
-            settings.row_group_size,
-        ]
-
-    @property
-    def done(self) -> bool:
-        return self.left == 0
-
-    def add(self, candidate: Candidate) -> None:
-        separator = "" if self.left == len(self.job) else ", "
-        self.hash.update((separator + candidate.hashed()).encode())
-        self.left -= 1
-        if not self.left:
-            self.hash.update(self.closing.encode())
-            self.job.digest = self.hash.hexdigest()
 
 
 def _visible_chars(caption: str) -> int:
