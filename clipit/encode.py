@@ -99,7 +99,8 @@ class Encoder:
         self, items: Sequence[Path | str | Image.Image], *, batch_size: int = 64, description: str = "images"
     ) -> EncodedImages:
         """Encode images (paths or PIL images); unreadable ones are warned about and left out."""
-        from clipit.data.preprocess import eval_resize_crop, load_image, to_rgb
+        from clipit.data.decode import load_image, to_rgb
+        from clipit.data.preprocess import eval_resize_crop
 
         def prepare(item) -> np.ndarray | str:
             try:

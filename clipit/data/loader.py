@@ -40,7 +40,7 @@ import numpy as np
 
 from clipit.config.data import LoaderSettings
 from clipit.console import warn
-from clipit.data import loader_batch, preprocess, text
+from clipit.data import decode, loader_batch, preprocess, text
 from clipit.data.loader_batch import BatchMaker
 from clipit.data.loader_source import BatchPlan, ShardIndex
 from clipit.errors import DataError
@@ -196,7 +196,7 @@ def make_loader(
     process_count: int = 1,
     train: bool = True,
     with_keys: bool = False,
-    max_pixels: int = preprocess.DEFAULT_MAX_PIXELS,
+    max_pixels: int = decode.DEFAULT_MAX_PIXELS,
 ) -> Loader:
     """The loader of one split: endless shuffled epochs (train=True) or one ordered, padded pass.
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from clipit.data import preprocess, text
+from clipit.data import decode, preprocess, text
 from clipit.data.loader_source import PAD, BatchPlan, ShardReader
 from clipit.errors import DataError
 
@@ -70,7 +70,7 @@ class BatchMaker:
             key, caption, data = self.reader.get(int(row))
             keys[i] = key
             try:
-                image = preprocess.decode_image(data, max_pixels=self.max_pixels, name=key)
+                image = decode.decode_image(data, max_pixels=self.max_pixels, name=key)
             except DataError:
                 corrupt.append(int(row))
                 pixels[i] = 0

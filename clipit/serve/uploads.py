@@ -15,7 +15,7 @@ import warnings
 
 from PIL import Image
 
-from clipit.data.preprocess import decode_image
+from clipit.data.decode import decode_image
 from clipit.errors import DataError
 
 

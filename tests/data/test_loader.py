@@ -10,7 +10,7 @@ import pytest
 import simplejpeg
 
 from clipit.config.data import LoaderSettings
-from clipit.data import preprocess
+from clipit.data import decode, preprocess
 from clipit.data.loader import make_loader
 from clipit.data.text import caption_ids, tokenize
 from clipit.errors import DataError
@@ -78,7 +78,7 @@ def test_eval_pass_is_ordered_complete_padded_and_exact(shards, tokenizer):
     for i, key in enumerate(batch["key"]):
         n = number(key)
         jpeg = simplejpeg.encode_jpeg(loader_support.image_for(n), quality=95)
-        expected = preprocess.eval_resize_crop(preprocess.decode_image(jpeg), SIZE)
+        expected = preprocess.eval_resize_crop(decode.decode_image(jpeg), SIZE)
         assert np.array_equal(batch["pixel_values"][i], expected)
         ids, mask = tokenize(tokenizer, [loader_support.caption_for(n)], MAX_LEN)
         assert np.array_equal(batch["input_ids"][i], ids[0]) and np.array_equal(
@@ -99,7 +99,7 @@ def test_train_batches_are_the_per_sample_train_transform_with_flipped_captions(
             jpeg = simplejpeg.encode_jpeg(loader_support.image_for(n), quality=95)
             augment = preprocess.TrainAugment(size=SIZE)
             pixels, flipped = preprocess.train_transform(
-                preprocess.decode_image(jpeg), augment, preprocess.sample_rng(5, epoch, key)
+                decode.decode_image(jpeg), augment, preprocess.sample_rng(5, epoch, key)
             )
             assert np.array_equal(batch["pixel_values"][i], pixels)
             caption = loader_support.caption_for(n)
@@ -129,7 +129,7 @@ def test_batches_normalised_on_device_equal_the_float32_pipeline(shards, tokeniz
         assert got.dtype == np.float32
         for i, key in enumerate(batch["key"]):
             jpeg = simplejpeg.encode_jpeg(loader_support.image_for(number(key)), quality=95)
-            image = preprocess.decode_image(jpeg)
+            image = decode.decode_image(jpeg)
             if train:
                 pixels, _ = preprocess.train_transform(
                     image, preprocess.TrainAugment(size=SIZE), preprocess.sample_rng(7, 0, key)
@@ -149,7 +149,7 @@ def test_augment_off_trains_on_the_eval_transform_and_keys_are_optional(shards, 
     batch = next(make_loader(folder, "train", **common, with_keys=True))
     for i, key in enumerate(batch["key"]):
         jpeg = simplejpeg.encode_jpeg(loader_support.image_for(number(key)), quality=95)
-        expected = preprocess.eval_resize_crop(preprocess.decode_image(jpeg), SIZE)
+        expected = preprocess.eval_resize_crop(decode.decode_image(jpeg), SIZE)
         assert np.array_equal(batch["pixel_values"][i], expected)
     assert "key" not in next(make_loader(folder, "train", **common))
 

@@ -12,7 +12,7 @@ import simplejpeg
 from PIL import Image, ImageEnhance
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-from clipit.data import preprocess
+from clipit.data import decode, preprocess
 from clipit.errors import DataError
 
 
@@ -54,7 +54,7 @@ def test_eval_transform_matches_clip_image_processor(height, width, size):
 )
 def test_decoded_png_modes_match_clip_image_processor(make):
     image = make(np.random.default_rng(1).integers(0, 256, (40, 30, 3), dtype=np.uint8))
-    ours = preprocess.eval_transform(preprocess.decode_image(_png(image)), 24)
+    ours = preprocess.eval_transform(decode.decode_image(_png(image)), 24)
     np.testing.assert_allclose(ours, _hf(image, 24), atol=1e-5, rtol=0)
 
 
@@ -62,7 +62,7 @@ def test_transparency_is_composited_on_white():
     image = np.zeros((4, 4, 4), np.uint8)
     image[..., 0] = 200  # red, but fully transparent except one pixel
     image[0, 0, 3] = 255
-    decoded = preprocess.decode_image(_png(Image.fromarray(image, "RGBA")))
+    decoded = decode.decode_image(_png(Image.fromarray(image, "RGBA")))
     assert decoded.tolist()[0][0] == [200, 0, 0]
     assert decoded.tolist()[3][3] == [255, 255, 255]
 
@@ -71,14 +71,12 @@ def test_jpeg_decoding_modes():
     rgb = np.random.default_rng(2).integers(0, 256, (20, 28, 3), dtype=np.uint8)
     # YCbCr JPEG through simplejpeg equals Pillow's decode of the same bytes (both libjpeg-turbo).
     data = simplejpeg.encode_jpeg(rgb, quality=90)
-    assert np.array_equal(
-        preprocess.decode_image(data), np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    )
-    gray = preprocess.decode_image(_jpeg_pil(Image.fromarray(rgb).convert("L")))
+    assert np.array_equal(decode.decode_image(data), np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    gray = decode.decode_image(_jpeg_pil(Image.fromarray(rgb).convert("L")))
     assert gray.shape == (20, 28, 3) and np.array_equal(gray[..., 0], gray[..., 2])
     cmyk_bytes = _jpeg_pil(Image.fromarray(rgb).convert("CMYK"))
     expected = np.asarray(Image.open(io.BytesIO(cmyk_bytes)).convert("RGB"))
-    assert np.array_equal(preprocess.decode_image(cmyk_bytes), expected)  # Pillow's conversion, as HF
+    assert np.array_equal(decode.decode_image(cmyk_bytes), expected)  # Pillow's conversion, as HF
 
 
 @pytest.mark.parametrize(
@@ -96,27 +94,27 @@ def test_jpeg_decoding_modes():
 )
 def test_unreadable_bytes_raise_data_error_naming_the_image(data, words):
     with pytest.raises(DataError, match=words) as error:
-        preprocess.decode_image(data, name="shard-7/k0001")
+        decode.decode_image(data, name="shard-7/k0001")
     assert "shard-7/k0001" in error.value.message
 
 
 @pytest.mark.parametrize("encode", [lambda a: simplejpeg.encode_jpeg(a), lambda a: _png(Image.fromarray(a))])
 def test_decompression_bomb_is_refused_before_decoding(encode):
     data = encode(np.zeros((100, 120, 3), np.uint8))
-    assert preprocess.decode_image(data, max_pixels=12_000).shape == (100, 120, 3)
+    assert decode.decode_image(data, max_pixels=12_000).shape == (100, 120, 3)
     with pytest.raises(DataError, match="decompression bomb"):
-        preprocess.decode_image(data, max_pixels=11_999)
+        decode.decode_image(data, max_pixels=11_999)
 
 
 def test_load_image_errors_name_the_file(tmp_path):
     with pytest.raises(DataError, match="missing.jpg"):
-        preprocess.load_image(tmp_path / "missing.jpg")
+        decode.load_image(tmp_path / "missing.jpg")
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     with pytest.raises(DataError, match="bad.png"):
-        preprocess.load_image(tmp_path / "bad.png")
+        decode.load_image(tmp_path / "bad.png")
     good = np.random.default_rng(3).integers(0, 256, (5, 6, 3), dtype=np.uint8)
     (tmp_path / "good.png").write_bytes(_png(Image.fromarray(good)))
-    assert np.array_equal(preprocess.load_image(tmp_path / "good.png"), good)
+    assert np.array_equal(decode.load_image(tmp_path / "good.png"), good)
 
 
 def test_normalize_against_the_formula():

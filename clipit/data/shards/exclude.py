@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageStat
 
 from clipit.data import manifest, manifest_stream
-from clipit.data.preprocess import upright_rgb
+from clipit.data.decode import upright_rgb
 from clipit.data.shards import locate
 from clipit.errors import ConfigError, ManifestError
 

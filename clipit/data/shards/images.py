@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile
 
-from clipit.data import preprocess
+from clipit.data import decode
 from clipit.data.shards import exclude
 
 # A truncated file must fail, not decode into a half-grey image.
@@ -66,7 +66,7 @@ def reencode(data: bytes, settings: ImageSettings) -> Encoded | str:
             if scale < 1:
                 image.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
             image.load()
-            image = preprocess.upright_rgb(image)  # the same conversion as the loader, eval and embed
+            image = decode.upright_rgb(image)  # the same conversion as the loader, eval and embed
     except Exception:
         return DECODE_ERROR
     image = _shrink(image, settings.image_side)

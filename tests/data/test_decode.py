@@ -9,7 +9,7 @@ import pytest
 import simplejpeg
 from PIL import Image
 
-from clipit.data import preprocess
+from clipit.data import decode
 from clipit.data.shards import images
 
 # Large enough that build-shards keeps the size (no resize to compare through).
@@ -38,7 +38,7 @@ def _shard_pixels(data: bytes) -> np.ndarray:
     """What build-shards stores for `data`, decoded as the loader decodes it."""
     encoded = images.reencode(data, SETTINGS)
     assert isinstance(encoded, images.Encoded), encoded
-    return preprocess.decode_image(encoded.jpeg)
+    return decode.decode_image(encoded.jpeg)
 
 
 def _close(a: np.ndarray, b: np.ndarray, tolerance: float = 4.0) -> bool:
@@ -61,11 +61,11 @@ def test_exif_rotated_jpeg_is_upright_for_embed_and_build_shards_alike(tmp_path,
     path.write_bytes(_jpeg_with_orientation(stored, orientation))
     expected = upright(stored)
 
-    embedded = preprocess.load_image(path)  # what eval and embed read
+    embedded = decode.load_image(path)  # what eval and embed read
     assert _close(embedded, expected)
     assert _close(_shard_pixels(path.read_bytes()), embedded)
     with Image.open(path) as image:  # a Pillow image handed to the library (encode_images, serve)
-        assert _close(preprocess.to_rgb(image), expected)
+        assert _close(decode.to_rgb(image), expected)
 
 
 @pytest.mark.parametrize("mode_bits", ["gray16", "gray16_dark"])
@@ -78,7 +78,7 @@ def test_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white(tmp_path, mode_bits
         assert opened.mode.startswith("I")  # really a 16-bit file
     expected = np.repeat(np.rint(ramp / 257.0).astype(np.uint8)[..., None], 3, axis=2)
 
-    embedded = preprocess.load_image(path)
+    embedded = decode.load_image(path)
     np.testing.assert_array_equal(embedded, expected)
     assert _close(_shard_pixels(path.read_bytes()), expected)
 
@@ -88,11 +88,9 @@ def test_jpeg_without_exif_still_takes_the_fast_path_unchanged():
     buffer = io.BytesIO()
     Image.fromarray(stored).save(buffer, format="JPEG", quality=95)
     data = buffer.getvalue()
-    assert preprocess._jpeg_orientation(data) == 1
-    assert preprocess._jpeg_orientation(_jpeg_with_orientation(stored, 6)) == 6
-    np.testing.assert_array_equal(
-        preprocess.decode_image(data), simplejpeg.decode_jpeg(data, colorspace="RGB")
-    )
+    assert decode._jpeg_orientation(data) == 1
+    assert decode._jpeg_orientation(_jpeg_with_orientation(stored, 6)) == 6
+    np.testing.assert_array_equal(decode.decode_image(data), simplejpeg.decode_jpeg(data, colorspace="RGB"))
     # the loader hands over memoryview slices of a shard's Arrow buffer
     rotated = _jpeg_with_orientation(stored, 6)
-    assert preprocess.decode_image(memoryview(rotated)).shape == (64, 48, 3)
+    assert decode.decode_image(memoryview(rotated)).shape == (64, 48, 3)
