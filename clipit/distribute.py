@@ -52,7 +52,7 @@ class Distributor:
             raise ConfigError(
                 f"{self.setting} = {self.kind!r} is not a distributor", f"use one of {', '.join(KINDS)}"
             )
-        if self.kind == "ray" and importlib.util.find_spec("ray") is None:
+        if self.kind == "ray" and not installed("ray"):
             raise ConfigError(
                 f"{self.setting} = 'ray' but ray is not installed",
                 "pip install 'clipit-jax[distributed]' (on every node of the cluster too)",
@@ -78,6 +78,13 @@ class Distributor:
                 f"{self.setting}: cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
                 "start the cluster (ray start --head) and check the address and the firewall",
             ) from None
+
+
+def installed(package: str) -> bool:
+    """Whether `package` is installed: a folder of that name in the working directory (a namespace
+    package, which `python -m` would find) does not count."""
+    spec = importlib.util.find_spec(package)
+    return spec is not None and spec.origin is not None
 
 
 def run(

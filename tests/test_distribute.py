@@ -81,3 +81,15 @@ def test_jobs_are_taken_as_workers_free_up(ray_cluster):  # noqa: F811
 def test_unknown_distributor_is_a_config_error():
     with pytest.raises(ConfigError, match="embed.distributor = 'spark' is not a distributor"):
         list(distribute.run(distribute.Distributor("spark", setting="embed.distributor"), square, [(1,)]))
+
+
+def test_a_folder_named_like_the_package_is_not_an_installation(tmp_path, monkeypatch):
+    """`python -m clipit` from a folder holding `ray/` (Ray's own session folder is /tmp/ray) finds that
+    folder as a namespace package; it must not pass for Ray."""
+    import importlib.util
+
+    (tmp_path / "ray_lookalike_pkg").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert importlib.util.find_spec("ray_lookalike_pkg") is not None  # what the plain check accepted
+    assert not distribute.installed("ray_lookalike_pkg")
+    assert distribute.installed("numpy")
