@@ -1,9 +1,9 @@
 """The one img2dataset driver every downloaded source goes through.
 
 A source hands over a table of unique URLs (column `url`, plus our row id `clipit_row`); this module runs
-img2dataset into `<out>/images/` (webdataset tars, shorter side resized to `image_size`) and reads back one
-`Fetched` per row id from img2dataset's per-shard Parquet files. img2dataset does the parallel fetching,
-retries and resizing; what this module adds:
+img2dataset into `<out>/images/` (webdataset tars, shorter side resized to `image_size`) and reads back a
+results table (clipit.data.sources.fetched) from img2dataset's per-shard Parquet files. img2dataset does
+the parallel fetching, retries and resizing; what this module adds:
 
 - Resume: img2dataset's incremental mode skips shards whose `NNNNN_stats.json` exists (written last, after
   the tar and Parquet are closed), so a rerun after a kill redoes only unfinished shards. That is only
@@ -26,114 +26,70 @@ import os
 import shutil
 import signal
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clipit import atomic
 from clipit.config.data import DownloadSettings
 from clipit.console import warn
+from clipit.data.sources import fetched
 from clipit.errors import ConfigError, DataError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # else albumentations calls the network on import
 
-ROW_COLUMN = "clipit_row"
+ROW_COLUMN = fetched.ROW_COLUMN
 IMAGES_FOLDER = "images"
 _PER_SHARD_KEY = b"clipit.samples_per_shard"
-_RESULT_COLUMNS = [
-    "key",
-    "status",
-    "error_message",
-    "width",
-    "height",
-    "original_width",
-    "original_height",
-    "sha256",
-]
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """What happened to one URL. `shard` is relative to the source folder; `index` is the tar member key."""
-
-    ok: bool
-    error: str | None = None
-    shard: str | None = None
-    index: int | None = None
-    width: int | None = None  # of the stored (resized) image
-    height: int | None = None
-    original_width: int | None = None
-    original_height: int | None = None
-    sha256: str | None = None  # of the downloaded bytes, before resizing
-
-    def manifest_fields(self) -> dict:
-        """The manifest columns this result fills (status, error, where the image lives)."""
-        return {
-            "status": "ok" if self.ok else "failed",
-            "error": self.error,
-            "shard": self.shard,
-            "index": self.index,
-            "width": self.width,
-            "height": self.height,
-            "image_sha256": self.sha256,
-        }
-
-    @property
-    def rate_limited(self) -> bool:
-        return not self.ok and any(
-            code in (self.error or "") for code in ("HTTP Error 429", "HTTP Error 503")
-        )
-
-    def meta(self) -> dict:
-        if not self.ok:
-            return {}
-        return {"original_width": self.original_width, "original_height": self.original_height}
-
-
-def download_rows(row_urls: list[str | None], out: Path, settings: DownloadSettings) -> list[Fetched]:
-    """A result per input row; a URL shared by several rows (one image, many captions) is fetched once.
+def download_rows(row_urls: pa.Array | pa.ChunkedArray, out: Path, settings: DownloadSettings) -> fetched.RowResults:
+    """A result per input row (`row_urls`: a string array, null for a row without URL); a URL shared by
+    several rows (one image, many captions) is fetched once.
 
     URLs refused with HTTP 429/503 (rate limits) are fetched again in later rounds, after waiting
     `rate_limit_wait` seconds, doubled each round (img2dataset's own retries follow at once).
+    Unique URLs keep the order of their first row (Arrow's hash `unique`, not a dict of strings).
     """
     out = Path(out)
-    unique = list(dict.fromkeys(url for url in row_urls if url))
+    row_urls = pc.if_else(pc.equal(row_urls, ""), None, row_urls)  # "" is no URL
+    unique = pc.unique(row_urls).drop_null()
+    image_of_row = pc.index_in(row_urls, value_set=unique)
     if settings.incremental_mode == "overwrite":  # done here: img2dataset 1.47.0's own overwrite is broken
         for path in [*out.glob(f"{IMAGES_FOLDER}*"), *out.glob("urls*.parquet")]:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-    fetched = download(url_table(unique), out, settings)
+    results = download(url_table(unique), out, settings)
     for round_number in range(1, settings.rate_limit_rounds + 1):
-        limited = [i for i, result in fetched.items() if result.rate_limited]
-        if not limited:
+        limited = fetched.rate_limited(results)
+        if not limited.size:
             break
         name = f"{IMAGES_FOLDER}-retry-{round_number}"
         if not (out / name).is_dir():  # a resumed run does not wait again
             wait = settings.rate_limit_wait * 2 ** (round_number - 1)
             warn(
-                f"{len(limited)} URLs were rate-limited (HTTP 429/503): retry round {round_number} in {wait:g} s"
+                f"{limited.size} URLs were rate-limited (HTTP 429/503): retry round {round_number} in {wait:g} s"
             )
             time.sleep(wait)
-        fetched.update(download(url_table([unique[i] for i in limited], limited), out, settings, name))
-    by_url = {url: fetched[i] for i, url in enumerate(unique)}
-    no_url = Fetched(ok=False, error="no image URL")
-    return [by_url[url] if url else no_url for url in row_urls]
+        retried = download(url_table(unique.take(pa.array(limited)), limited), out, settings, name)
+        results = fetched.replace(results, retried)
+    return fetched.RowResults(results, image_of_row)
 
 
-def url_table(urls: list[str], row_ids: list[int] | None = None) -> pa.Table:
+def url_table(urls: pa.Array | list[str], row_ids: np.ndarray | None = None) -> pa.Table:
     """The img2dataset input: our row id (default: the position in `urls`) and the URL."""
-    ids = range(len(urls)) if row_ids is None else row_ids
+    ids = np.arange(len(urls)) if row_ids is None else row_ids
     return pa.table({ROW_COLUMN: pa.array(ids, pa.int64()), "url": pa.array(urls, pa.string())})
 
 
 def download(
     urls: pa.Table, out: Path, settings: DownloadSettings, name: str = IMAGES_FOLDER
-) -> dict[int, Fetched]:
-    """Download every URL of `urls` into `out/<name>/` and return a result per row id (resumable)."""
+) -> pa.Table:
+    """Download every URL of `urls` into `out/<name>/` and return its results table (resumable)."""
     out = Path(out)
     _check_distributor(settings.distributor)
     claim = out / f"{name.replace(IMAGES_FOLDER, 'urls', 1)}.parquet"
@@ -141,50 +97,7 @@ def download(
     images = out / name
     if not _finished(images, urls.num_rows, settings.samples_per_shard):
         _run_img2dataset(claim, images, settings)
-    return collect(images, urls.column(ROW_COLUMN).to_pylist())
-
-
-def collect(images: Path, row_ids: list[int]) -> dict[int, Fetched]:
-    """Read the results of finished shards; a row of an unfinished shard is a failure saying so."""
-    results: dict[int, Fetched] = {}
-    for stats in sorted(images.glob("*_stats.json")):
-        shard_id = stats.name.split("_")[0]
-        parquet, tar = images / f"{shard_id}.parquet", images / f"{shard_id}.tar"
-        table = pq.read_table(parquet, columns=[ROW_COLUMN, *_RESULT_COLUMNS])
-        members = _tar_member_keys(tar)
-        shard = f"{images.name}/{tar.name}"
-        for row in table.to_pylist():
-            results[row[ROW_COLUMN]] = _fetched(row, shard, members)
-    missing = Fetched(ok=False, error="not downloaded: its img2dataset shard did not finish (rerun to retry)")
-    return {row_id: results.get(row_id, missing) for row_id in row_ids}
-
-
-def _fetched(row: dict, shard: str, members: set[int]) -> Fetched:
-    status, key = row["status"], int(row["key"])
-    if status == "success" and key in members:
-        return Fetched(
-            ok=True,
-            shard=shard,
-            index=key,
-            width=row["width"],
-            height=row["height"],
-            original_width=row["original_width"],
-            original_height=row["original_height"],
-            sha256=row["sha256"],
-        )
-    if status == "success":
-        return Fetched(ok=False, error=f"download: image missing from {shard}")
-    stage = "decode" if status == "failed_to_resize" else "download"
-    return Fetched(ok=False, error=f"{stage}: {row['error_message'] or status}")
-
-
-def _tar_member_keys(tar: Path) -> set[int]:
-    """Integer keys of the images in a tar (member names `{key}.jpg`)."""
-    try:
-        with tarfile.open(tar) as archive:
-            return {int(name.split(".")[0]) for name in archive.getnames() if name.endswith(".jpg")}
-    except (OSError, tarfile.TarError, ValueError):
-        return set()  # unreadable tar: its rows become failures instead of pointing at nothing
+    return fetched.collect(images, urls.column(ROW_COLUMN).to_numpy())
 
 
 def _claim_input(urls: pa.Table, path: Path, samples_per_shard: int) -> None:

@@ -27,13 +27,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
 from clipit import folder_lock
 from clipit.config.data import DownloadSettings, MscocoItSource
 from clipit.data import manifest, output_folder
-from clipit.data.sources import img2dataset_run, summary
-from clipit.data.sources.img2dataset_run import Fetched
+from clipit.data.sources import fetched, img2dataset_run, manifest_out, summary
+from clipit.data.sources.fetched import Fetched
 from clipit.errors import ConfigError, DataError
 
 SOURCE = "mscoco-it"
@@ -144,11 +145,11 @@ def _local_image(path: Path | None, folder: Path, out: Path) -> Fetched:
 _EVAL_FILE_PART = re.compile(r"^(dev|val|valid|validation|test)(set)?(\d{4})?$")
 
 
-def _split(file_name: str, result: Fetched, url: str | None, image: str, val_fraction: float) -> dict:
+def _split(file_name: str, sha256: str | None, url: str | None, image: str, val_fraction: float) -> dict:
     """An evaluation file's images are val on purpose; the others are split by the image's identity."""
     if any(_EVAL_FILE_PART.match(part) for part in re.split(r"[^a-z0-9]+", file_name.lower())):
         return {"split": "val", "split_fixed": True}
-    return {"split": manifest.split_for_image(val_fraction, result.sha256, url, image)}
+    return {"split": manifest.split_for_image(val_fraction, sha256, url, image)}
 
 
 @folder_lock.scoped
@@ -171,37 +172,55 @@ def run(source: MscocoItSource, download: DownloadSettings, val_fraction: float)
     folder_lock.acquire(out, "download mscoco-it")  # inputs checked: from here on, writes
     image_ids = list(dict.fromkeys(ann["image_id"] for _, ann in captions))
     if source.images is not None:
-        by_image = local_images(images, Path(source.images), out, set(image_ids))
+        local = local_images(images, Path(source.images), out, set(image_ids))
+        by_position = [local[i] for i in image_ids]
+        results = fetched.RowResults(fetched.table(by_position), pa.array(range(len(image_ids)), pa.int64()))
     else:
-        fetched = img2dataset_run.download_rows([coco_url(images.get(i)) for i in image_ids], out, download)
-        by_image = dict(zip(image_ids, fetched, strict=True))
-    rows = []
-    position: dict[int, int] = defaultdict(int)
-    for file_name, ann in captions:
-        image_id = ann["image_id"]
-        n = position[image_id]
-        position[image_id] += 1
-        caption_en, match = en_by_id.get((image_id, str(ann.get("id")))), "id"
-        if caption_en is None and n < len(en_by_image.get(image_id, ())):
-            caption_en, match = en_by_image[image_id][n], "order"
-        result = by_image[image_id]
-        key = f"{SOURCE}/{image_id}/{n}"
-        meta = {"image_id": image_id, "annotation_id": ann.get("id"), "file": file_name, **result.meta()}
-        if caption_en is not None:
-            meta["caption_en_match"] = match
-        rows.append(
-            {
-                "key": key,
-                "source": SOURCE,
-                "url": coco_url(images.get(image_id)),
-                "caption": " ".join(ann["caption"].split()),
-                "caption_en": caption_en,
-                "lang": "it",
-                **_split(
-                    file_name, result, coco_url(images.get(image_id)), f"{SOURCE}/{image_id}", val_fraction
-                ),
-                "meta": meta,
-                **result.manifest_fields(),
-            }
-        )
-    return summary.finish(rows, out, SOURCE, images=len(image_ids), local=source.images is not None)
+        urls = pa.array([coco_url(images.get(i)) for i in image_ids], pa.string())
+        results = img2dataset_run.download_rows(urls, out, download)
+    position = {image_id: i for i, image_id in enumerate(image_ids)}
+    captions_before: dict[int, int] = defaultdict(int)
+    with manifest_out.writing(out) as rows:
+        for start in range(0, len(captions), manifest_out.BATCH_ROWS):
+            batch = captions[start : start + manifest_out.BATCH_ROWS]
+            batch_results = results.take([position[ann["image_id"]] for _, ann in batch])
+            for (file_name, ann), result in zip(batch, batch_results, strict=True):
+                image_id = ann["image_id"]
+                n = captions_before[image_id]
+                captions_before[image_id] += 1
+                rows.add(
+                    _row(file_name, ann, n, images.get(image_id), result, en_by_id, en_by_image, val_fraction)
+                )
+    return summary.finish(rows.counts, out, SOURCE, images=len(image_ids), local=source.images is not None)
+
+
+def _row(
+    file_name: str,
+    ann: dict,
+    n: int,
+    image: dict | None,
+    result: dict[str, Any],
+    en_by_id: dict[tuple[int, str], str],
+    en_by_image: dict[int, list[str]],
+    val_fraction: float,
+) -> dict[str, Any]:
+    """The manifest row of the n-th caption of an image."""
+    image_id = ann["image_id"]
+    caption_en, match = en_by_id.get((image_id, str(ann.get("id")))), "id"
+    if caption_en is None and n < len(en_by_image.get(image_id, ())):
+        caption_en, match = en_by_image[image_id][n], "order"
+    meta = {"image_id": image_id, "annotation_id": ann.get("id"), "file": file_name, **fetched.meta(result)}
+    if caption_en is not None:
+        meta["caption_en_match"] = match
+    url = coco_url(image)
+    return {
+        "key": f"{SOURCE}/{image_id}/{n}",
+        "source": SOURCE,
+        "url": url,
+        "caption": " ".join(ann["caption"].split()),
+        "caption_en": caption_en,
+        "lang": "it",
+        **_split(file_name, result["sha256"], url, f"{SOURCE}/{image_id}", val_fraction),
+        "meta": meta,
+        **fetched.manifest_fields(result),
+    }

@@ -22,28 +22,45 @@ SUMMARY_NAME = "summary.json"
 TOP_REASONS = 15
 
 
+class Counts:
+    """The summary's counts, added batch by batch as a source writes its manifest."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.statuses: Counter[str] = Counter()
+        self.reasons: dict[str, Counter[str]] = {
+            manifest.STATUS_FAILED: Counter(),
+            manifest.STATUS_FILTERED: Counter(),
+        }
+
+    def add(self, table: pa.Table) -> None:
+        """Count the rows of a manifest table (or batch)."""
+        self.rows += table.num_rows
+        statuses, errors = table.column("status").to_pylist(), table.column("error").to_pylist()
+        self.statuses.update(statuses)
+        for status, error in zip(statuses, errors, strict=True):
+            if status in self.reasons:
+                self.reasons[status][error or "unknown"] += 1
+
+    def summary(self, source: str, **extra: Any) -> dict[str, Any]:
+        """Counts of a source manifest: rows, per status, failures and filters by reason."""
+        return {
+            "source": source,
+            "rows": self.rows,
+            "ok": self.statuses.get(manifest.STATUS_OK, 0),
+            "failed": self.statuses.get(manifest.STATUS_FAILED, 0),
+            "filtered": self.statuses.get(manifest.STATUS_FILTERED, 0),
+            "failed_by_reason": dict(self.reasons[manifest.STATUS_FAILED].most_common()),
+            "filtered_by_reason": dict(self.reasons[manifest.STATUS_FILTERED].most_common()),
+            **extra,
+        }
+
+
 def summarize(table: pa.Table, source: str, **extra: Any) -> dict[str, Any]:
-    """Counts of a source manifest: rows, per status, failures and filters by reason."""
-    statuses = Counter(table.column("status").to_pylist())
-    failures: Counter[str] = Counter()
-    filtered: Counter[str] = Counter()
-    for status, error in zip(
-        table.column("status").to_pylist(), table.column("error").to_pylist(), strict=True
-    ):
-        if status == manifest.STATUS_FAILED:
-            failures[error or "unknown"] += 1
-        elif status == manifest.STATUS_FILTERED:
-            filtered[error or "unknown"] += 1
-    return {
-        "source": source,
-        "rows": table.num_rows,
-        "ok": statuses.get(manifest.STATUS_OK, 0),
-        "failed": statuses.get(manifest.STATUS_FAILED, 0),
-        "filtered": statuses.get(manifest.STATUS_FILTERED, 0),
-        "failed_by_reason": dict(failures.most_common()),
-        "filtered_by_reason": dict(filtered.most_common()),
-        **extra,
-    }
+    """Counts of a whole manifest table (see `Counts`)."""
+    counts = Counts()
+    counts.add(table)
+    return counts.summary(source, **extra)
 
 
 def write(summary: dict[str, Any], folder: Path) -> Path:
@@ -74,11 +91,9 @@ def show(summary: dict[str, Any]) -> None:
     err_console.print(table)
 
 
-def finish(rows: list[dict[str, Any]], folder: Path, source: str, **extra: Any) -> dict[str, Any]:
-    """Write `folder/manifest.parquet` and `folder/summary.json` (atomically), show the table, return it."""
-    table = manifest.from_rows(rows)
-    manifest.write(table, Path(folder) / manifest.MANIFEST_NAME)
-    result = summarize(table, source, **extra)
+def finish(counts: Counts, folder: Path, source: str, **extra: Any) -> dict[str, Any]:
+    """Write `folder/summary.json` (atomically) from a written manifest's counts, show the table, return it."""
+    result = counts.summary(source, **extra)
     write(result, folder)
     show(result)
     return result

@@ -14,13 +14,18 @@ rows.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clipit import folder_lock
 from clipit.config.data import DownloadSettings, WitSource
 from clipit.data import manifest, output_folder
-from clipit.data.sources import img2dataset_run, summary
+from clipit.data.sources import fetched, img2dataset_run, manifest_out, summary
 from clipit.errors import ConfigError, DataError
 
 SOURCE = "wit"
@@ -80,30 +85,64 @@ def filter_reason(caption: str, mime_type: str, url: str, source: WitSource) -> 
     return None
 
 
+META_COLUMNS = ("page_url", "page_title", "section_title", "mime_type", "is_main_image")  # kept in `meta`
+
+
 def read_rows(source: WitSource) -> tuple[list[dict[str, Any]], int]:
-    """Rows of `source.lang` from every TSV (cleaned, with a filter reason), and how many rows were read."""
-    rows: list[dict[str, Any]] = []
-    read = 0
-    kept = 0
-    for path in source.tsv:
-        for chunk in _chunks(Path(path)):
-            read += len(chunk)
-            chunk = chunk[chunk["language"] == source.lang]
-            for row_number, record in zip(chunk.index, chunk.to_dict("records"), strict=True):
-                caption = strip_citations(record["caption_reference_description"])
-                url = record["image_url"].strip()
-                reason = filter_reason(caption, record["mime_type"], url, source)
-                rows.append({"file": Path(path).name, "row": int(row_number), "caption": caption, "url": url,
-                             "reason": reason, "record": record})  # fmt: skip
-                kept += reason is None
-                if source.limit is not None and kept >= source.limit:
-                    return rows, read
+    """Rows of `source.lang` from every TSV (cleaned, with a filter reason and the whole `record`), and
+    how many rows were read. For a look at a few rows: `read_table` holds many in far less memory."""
+    table, read = read_table(source, COLUMNS)
+    rows = [
+        {"file": r.pop("file"), "row": r.pop("row"), "caption": r.pop("caption"), "url": r.pop("url"),
+         "reason": r.pop("reason"), "record": r}
+        for r in table.to_pylist()
+    ]  # fmt: skip
     return rows, read
 
 
-def _chunks(path: Path):
-    """DataFrame chunks of one TSV (every column a string, empty fields ""); their index is the 0-based
-    data row number across chunks.
+def read_table(source: WitSource, columns: tuple[str, ...] = META_COLUMNS) -> tuple[pa.Table, int]:
+    """Rows of `source.lang` from every TSV as columns: file, row (0-based data row), caption (cleaned),
+    url, reason (why filtered, null: kept) and the TSV's `columns`; and how many rows were read."""
+    parts: list[pa.Table] = []
+    read = kept = 0
+    for path in source.tsv:
+        for first_row, batch in _chunks(Path(path)):
+            read += batch.num_rows
+            mask = pc.equal(batch.column("language"), source.lang)
+            numbers = (np.flatnonzero(mask.to_numpy(zero_copy_only=False)) + first_row).tolist()
+            batch = batch.filter(mask)
+            captions = [strip_citations(c) for c in batch.column("caption_reference_description").to_pylist()]
+            urls = [u.strip() for u in batch.column("image_url").to_pylist()]
+            mimes = batch.column("mime_type").to_pylist()
+            reasons = [filter_reason(c, m, u, source) for c, m, u in zip(captions, mimes, urls, strict=True)]
+            size = len(reasons)
+            if source.limit is not None:  # stop at the row that makes `limit` kept rows
+                for i, reason in enumerate(reasons):
+                    kept += reason is None
+                    if kept >= source.limit:
+                        size = i + 1
+                        break
+            part = {"file": [Path(path).name] * size, "row": numbers[:size], "caption": captions[:size],
+                    "url": urls[:size], "reason": reasons[:size]}  # fmt: skip
+            for name in columns:  # a column the TSV lacks is null
+                have = name in batch.column_names
+                part[name] = batch.column(name).slice(0, size) if have else pa.nulls(size, pa.string())
+            parts.append(pa.table(part))
+            if source.limit is not None and kept >= source.limit:
+                return _concat(parts, columns), read
+    return _concat(parts, columns), read
+
+
+def _concat(parts: list[pa.Table], columns: tuple[str, ...]) -> pa.Table:
+    schema = pa.schema(
+        [("file", pa.string()), ("row", pa.int64()), ("caption", pa.string()), ("url", pa.string()),
+         ("reason", pa.string()), *((name, pa.string()) for name in columns)]
+    )  # fmt: skip
+    return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+
+
+def _chunks(path: Path) -> Iterator[tuple[int, pa.Table]]:
+    """(first data row number, table) chunks of one TSV (every column a string, empty fields "").
 
     pyarrow's streaming CSV reader rather than pandas': pandas pads a row with too few fields with ""
     (indistinguishable from empty fields), so a line cut short would pass as a row with, say, no
@@ -111,7 +150,6 @@ def _chunks(path: Path):
     many, and the row is named in the error. Quoting as pandas and Python's csv read it: a field that
     starts with a double quote runs to the closing quote, tabs and newlines included.
     """
-    import pyarrow as pa
     import pyarrow.csv as pa_csv
 
     if not path.is_file():
@@ -143,10 +181,8 @@ def _chunks(path: Path):
             )
         first_row = 0
         for batch in reader:
-            chunk = batch.to_pandas()
-            chunk.index = range(first_row, first_row + len(chunk))
-            first_row += len(chunk)
-            yield chunk
+            yield first_row, pa.Table.from_batches([batch])
+            first_row += batch.num_rows
     except (pa.ArrowInvalid, pa.ArrowIOError, UnicodeDecodeError, OSError, EOFError) as exc:
         if ragged:
             row = ragged[0]
@@ -167,38 +203,41 @@ def run(source: WitSource, download: DownloadSettings, val_fraction: float) -> d
     """Filter, download and write `source.out`/manifest.parquet + summary.json."""
     if not source.tsv:
         raise ConfigError("no WIT TSV given", "pass --tsv FILE... or set data.wit.tsv in the config")
-    rows, read = read_rows(source)
+    rows, read = read_table(source)
     out = Path(source.out)
     output_folder.check_ours(out, "--out (data.wit.out)")  # a rerun cleans up by name
     folder_lock.acquire(out, "download wit")  # inputs checked: from here on, writes
-    wanted = [row["url"] if row["reason"] is None else None for row in rows]
-    fetched = img2dataset_run.download_rows(wanted, out, download)
-    manifest_rows = []
-    for row, result in zip(rows, fetched, strict=True):
-        record = row["record"]
-        key = f"{SOURCE}/{row['file']}/{row['row']}"
-        meta = {
-            k: record.get(k)
-            for k in ("page_url", "page_title", "section_title", "mime_type", "is_main_image")
-        }
-        if row["reason"] is None:
-            fields, meta = result.manifest_fields(), {**meta, **result.meta()}
-        else:
-            fields = {"status": manifest.STATUS_FILTERED, "error": row["reason"]}
-        manifest_rows.append(
-            {
-                "key": key,
-                "source": SOURCE,
-                "url": row["url"] or None,
-                "caption": row["caption"] or None,
-                "caption_en": None,
-                "lang": source.lang,
-                "split": manifest.split_for_image(
-                    val_fraction, result.sha256, row["url"] or None, key
-                ),  # by image
-                "meta": {"file": row["file"], "row": row["row"], **meta},
-                **fields,
-            }
-        )
-    return summary.finish(manifest_rows, out, SOURCE, rows_read=read, lang=source.lang,
+    wanted = pc.if_else(pc.is_null(rows.column("reason")), rows.column("url"), None)
+    results = img2dataset_run.download_rows(wanted, out, download)
+    with manifest_out.writing(out) as manifest_rows:
+        for start in range(0, rows.num_rows, manifest_out.BATCH_ROWS):
+            stop = min(start + manifest_out.BATCH_ROWS, rows.num_rows)
+            batch = rows.slice(start, stop - start).to_pylist()
+            for row, result in zip(batch, results.batch(start, stop), strict=True):
+                manifest_rows.add(_manifest_row(row, result, source.lang, val_fraction))
+    return summary.finish(manifest_rows.counts, out, SOURCE, rows_read=read, lang=source.lang,
                           inputs=[str(p) for p in source.tsv])  # fmt: skip
+
+
+def _manifest_row(
+    row: dict[str, Any], result: dict[str, Any], lang: str, val_fraction: float
+) -> dict[str, Any]:
+    key = f"{SOURCE}/{row['file']}/{row['row']}"
+    meta = {k: row.get(k) for k in META_COLUMNS}
+    if row["reason"] is None:
+        fields, meta = fetched.manifest_fields(result), {**meta, **fetched.meta(result)}
+    else:
+        fields = {"status": manifest.STATUS_FILTERED, "error": row["reason"]}
+    return {
+        "key": key,
+        "source": SOURCE,
+        "url": row["url"] or None,
+        "caption": row["caption"] or None,
+        "caption_en": None,
+        "lang": lang,
+        "split": manifest.split_for_image(
+            val_fraction, result["sha256"], row["url"] or None, key
+        ),  # by image
+        "meta": {"file": row["file"], "row": row["row"], **meta},
+        **fields,
+    }
