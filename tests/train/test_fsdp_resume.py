@@ -12,9 +12,14 @@ from typer.testing import CliRunner
 
 from clipit.cli.main import app
 from clipit.config import load_config
+from clipit.config.data import SyntheticSource
+from clipit.config.eval import EvalConfig
+from clipit.data.synthetic import generate
+from clipit.eval import zeroshot
 from clipit.runs.checkpoints import RunCheckpoints
+from clipit.runs.metrics import read_metrics
 from clipit.train.loop import train_and_evaluate
-from tests.support.tiny_train import params_at, tiny_overrides, tiny_phases
+from tests.support.tiny_train import SIDE, params_at, tiny_overrides, tiny_phases
 
 HEADS, FULL = 2, 6
 CUT = 4  # resume from here: phase 'all' half done, its Adam state split over fsdp
@@ -88,10 +93,15 @@ def test_checkpoint_of_an_fsdp_run_reads_as_whole_arrays(uninterrupted):
 
 
 def test_cli_trains_with_fsdp_and_resumes_on_another_mesh(tiny_shards, tmp_path):
-    """...with remat turned on at the resume: neither changes the run's maths."""
-    out = tmp_path / "run"
+    """...with remat turned on at the resume: neither changes the run's maths. A zero-shot evaluator
+    encodes with the fsdp-sharded parameters and logs `clipit eval`'s numbers of the checkpoint."""
+    out, sets = tmp_path / "run", tmp_path / "sets"
+    generate(SyntheticSource(out=sets, n=8, image_size=SIDE, zeroshot_per_class=2, retrieval_images=4))
+    evaluator = (
+        f'train.evaluators=[{{kind="zero-shot", dataset="synthetic", data="{sets}", name="synthetic"}}]'
+    )
     args = ["--config", "tiny", "train"]
-    for item in tiny_overrides(tiny_shards, out, *RUN, tiny_phases(heads=1, full=3)):
+    for item in tiny_overrides(tiny_shards, out, *RUN, tiny_phases(heads=1, full=3), evaluator):
         args += ["--set", item]
     first = CliRunner().invoke(app, [*args, "--set", "train.mesh.fsdp=2"])
     assert first.exit_code == 0, first.output
@@ -106,3 +116,10 @@ def test_cli_trains_with_fsdp_and_resumes_on_another_mesh(tiny_shards, tmp_path)
     losses = _train_losses(out)
     assert sorted(losses) == [1, 2, 3, 4] and all(np.isfinite(v) for v in losses.values())
     assert (out / "checkpoints" / "4").is_dir()
+    cfg = EvalConfig(model=[str(out)], batch_size=32)
+    cfg = cfg.model_copy(
+        update={"zero_shot": cfg.zero_shot.model_copy(update={"dataset": "synthetic", "data": sets})}
+    )
+    [expected] = zeroshot.run(cfg)
+    logged = next(r for r in read_metrics(out) if r["split"] == "synthetic" and r["step"] == 4)
+    assert {k: logged[k] for k in expected.metrics} == expected.metrics
