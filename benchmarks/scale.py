@@ -16,6 +16,9 @@ Stages, at SIZE caption rows:
 - loader: one ordered pass over the train shards with the eval transform, in one process (clipit.data.loader)
 - embed: `clipit embed --out` of the download's images as files, with a tiny random HF model
 - search: `clipit search` over that folder (ANN index from 50,000 vectors)
+- download-cc3m: `clipit download cc3m` of a CC3M-shaped TSV of SIZE lines over 6 shared image URLs of a
+  loopback image server (tests/support/cc3m_tsv.py): img2dataset fetches 6 images, the manifest has every
+  line, so the curve is that of reading the TSV and writing the manifest
 `--big-source`: build-shards only, on a generated manifest of SIZE rows whose images are a few shared
 tar members (tests/support/big_source.py; half the images failed): the plan and the manifests at full
 size, on a small disk. Writes a JSON (--json) and a log-log plot (--plot).
@@ -40,10 +43,12 @@ sys.path.insert(0, str(REPO))  # run from anywhere in the repo
 
 from clipit.data import manifest, manifest_stream  # noqa: E402
 from tests.support.big_source import write_big_source  # noqa: E402
+from tests.support.cc3m_tsv import write_shared_url_tsv  # noqa: E402
+from tests.support.image_server import ImageServer, fast_download_args  # noqa: E402
 from tests.support.libre_server import LibreServer  # noqa: E402
 
 CLIPIT = [str(Path(sys.executable).parent / "clipit")]  # the venv's entry point
-STAGES = ("download", "build", "translate", "loader", "embed", "search")
+STAGES = ("download", "build", "translate", "loader", "embed", "search", "download-cc3m")
 LOADER = """
 import sys
 from clipit.config.data import LoaderSettings
@@ -115,9 +120,26 @@ def image_files(source: Path, folder: Path) -> None:
                     (folder / member.name).write_bytes(tar.extractfile(member).read())
 
 
+def download_cc3m(size: int, work: Path) -> dict:
+    """`clipit download cc3m` of SIZE lines over a few shared URLs of a loopback image server."""
+    server = ImageServer().start()
+    try:
+        tsv = write_shared_url_tsv(work / f"gcc-{size}.tsv", size, server.base_url)
+        command = [*CLIPIT, "download", "cc3m", "--tsv", str(tsv), "--out", str(work / f"cc3m-{size}"),
+                   *fast_download_args(samples_per_shard=1000)]  # fmt: skip
+        return {**measure(command, work / f"download-cc3m-{size}.log"), "rows": size}
+    finally:
+        server.stop()
+
+
 def run_size(size: int, stages: list[str], work: Path, big: bool) -> dict[str, dict]:
     results: dict[str, dict] = {}
     work.mkdir(parents=True, exist_ok=True)
+    if "download-cc3m" in stages:
+        results["download-cc3m"] = download_cc3m(size, work)
+        stages = [s for s in stages if s != "download-cc3m"]
+        if not stages:
+            return results
     source, shards = work / f"synthetic-{size}", work / f"shards-{size}"
     if big:
         write_big_source(source, size, failed=0.5)
@@ -174,7 +196,7 @@ def run_size(size: int, stages: list[str], work: Path, big: bool) -> dict[str, d
             work / f"search-{size}.log",
         )
     for result in results.values():
-        result["rows"] = rows
+        result.setdefault("rows", rows)
     return results
 
 

@@ -22,6 +22,7 @@ import textwrap
 from pathlib import Path
 
 from tests.data.sources.helpers import summary_of
+from tests.support.cc3m_tsv import write_shared_url_tsv
 from tests.support.image_server import fast_download_args
 from tests.support.processes import REPO_ROOT
 
@@ -38,15 +39,6 @@ DOWNLOAD = textwrap.dedent(
         print("peak", peak, file=sys.stderr)
     """
 )
-
-
-def write_shared_url_tsv(path: Path, lines: int, base_url: str) -> Path:
-    """`lines` CC3M-shaped lines (caption<TAB>url), every line its own caption, the URLs a few shared ones."""
-    with open(path, "w", encoding="utf-8") as out:
-        for i in range(lines):
-            url = f"{base_url}/ok/64x48/shared-{i % URLS}.jpg"
-            out.write(f"a photo of object number {i} standing on a table next to a window\t{url}\n")
-    return path
 
 
 def download_peak_kb(tsv: Path, out: Path) -> int:
@@ -71,7 +63,7 @@ def test_peak_rss_grows_by_far_less_than_a_row_of_python_objects(tmp_path, image
     small, large = 20_000, 80_000
     peaks = {}
     for lines in (small, large):
-        tsv = write_shared_url_tsv(tmp_path / f"gcc-{lines}.tsv", lines, image_server.base_url)
+        tsv = write_shared_url_tsv(tmp_path / f"gcc-{lines}.tsv", lines, image_server.base_url, URLS)
         peaks[lines] = download_peak_kb(tsv, tmp_path / f"cc3m-{lines}")
         summary = summary_of(tmp_path / f"cc3m-{lines}")
         assert (summary["rows"], summary["ok"]) == (lines, lines)  # every line a row, every image fetched
