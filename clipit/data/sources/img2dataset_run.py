@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import math
 import os
 import shutil
@@ -39,6 +38,7 @@ from clipit import atomic
 from clipit.config.data import DownloadSettings
 from clipit.console import warn
 from clipit.data.sources import fetched
+from clipit.distribute import installed
 from clipit.errors import ConfigError, DataError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # else albumentations calls the network on import
@@ -127,7 +127,7 @@ def _finished(images: Path, rows: int, samples_per_shard: int) -> bool:
 def _check_distributor(name: str) -> None:
     # img2dataset's ray distributor silently downloads nothing when ray is missing: check first.
     module = {"pyspark": "pyspark", "ray": "ray"}.get(name)
-    if module and importlib.util.find_spec(module) is None:
+    if module and not installed(module):
         raise ConfigError(
             f"data.download.distributor = {name!r} but {module} is not installed",
             "pip install 'clipit-jax[distributed]' and start the cluster first (see docs/distributed.md)",
