@@ -181,8 +181,8 @@ class TrainConfig(Section):
     export: bool = Field(True, description="Write the HF export into RUN_DIR/export at the end.")
     compilation_cache: bool = Field(
         True,
-        description="Keep compiled steps under the user cache folder (clipit/jax): a resume or a rerun "
-        "of the same model and batch starts without compiling.",
+        description="Keep compiled steps under the user cache folder (clipit/jax): a rerun of the same "
+        "model, batch and phases starts without compiling.",
     )
     evaluators: list[EvaluatorConfig] = Field(
         default_factory=list,

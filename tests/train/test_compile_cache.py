@@ -1,5 +1,5 @@
 """`clipit train` keeps its compiled steps in the user cache folder: a rerun of the same model and batch
-(a resume, a second seed's run) reads them instead of compiling again. `train.compilation_cache=false`
+(another seed, other data of the same shapes) reads them instead of compiling again. `train.compilation_cache=false`
 writing nothing is checked by tests/train/test_train_lock.py's runs."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tiny_train import tiny_overrides, tiny_phases
+from tests.support.tiny_train import tiny_overrides
 
 
 def entries(cache: Path) -> set[str]:
@@ -28,7 +28,7 @@ def test_a_second_run_reads_every_step_from_the_cache(tiny_shards, tmp_path):
     cache = tmp_path / "cache" / "clipit" / "jax"
     for name in ("first", "second"):
         items = tiny_overrides(
-            tiny_shards, tmp_path / name, tiny_phases(heads=1, full=1), "train.export=false"
+            tiny_shards, tmp_path / name, 'train.phases=[{name="all", steps=1}]', "train.export=false"
         )
         command = [
             sys.executable,
