@@ -48,7 +48,9 @@ IMAGES_FOLDER = "images"
 _PER_SHARD_KEY = b"clipit.samples_per_shard"
 
 
-def download_rows(row_urls: pa.Array | pa.ChunkedArray, out: Path, settings: DownloadSettings) -> fetched.RowResults:
+def download_rows(
+    row_urls: pa.Array | pa.ChunkedArray, out: Path, settings: DownloadSettings
+) -> fetched.RowResults:
     """A result per input row (`row_urls`: a string array, null for a row without URL); a URL shared by
     several rows (one image, many captions) is fetched once.
 
@@ -86,9 +88,7 @@ def url_table(urls: pa.Array | list[str], row_ids: np.ndarray | None = None) -> 
     return pa.table({ROW_COLUMN: pa.array(ids, pa.int64()), "url": pa.array(urls, pa.string())})
 
 
-def download(
-    urls: pa.Table, out: Path, settings: DownloadSettings, name: str = IMAGES_FOLDER
-) -> pa.Table:
+def download(urls: pa.Table, out: Path, settings: DownloadSettings, name: str = IMAGES_FOLDER) -> pa.Table:
     """Download every URL of `urls` into `out/<name>/` and return its results table (resumable)."""
     out = Path(out)
     _check_distributor(settings.distributor)
