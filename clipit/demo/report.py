@@ -11,7 +11,7 @@ from typing import Any
 
 from clipit import atomic
 
-# What the demo must show it learnt (issue 8): colour nearly always right, shape and count well above
+# What the demo must show it learnt: colour nearly always right, shape and count well above
 # chance; held-out compositions too (our own bar). Relations are reported without a bar: binding "a
 # sinistra di" to the right object is a known weakness of CLIP models, beyond the tiny budget.
 TWICE_CHANCE = ("at least 2x chance", lambda acc, chance: acc >= 2 * chance)
