@@ -58,11 +58,17 @@ def place(mesh: Mesh, tree: Any) -> Any:
     """Host values (equal on every process) or device arrays -> arrays in the rule's shardings.
 
     Arrays already in place stay; each process builds only the shards its own devices hold.
+    Every leaf comes back committed to exactly the rule's NamedSharding, also where another sharding
+    lays it out the same (a SingleDeviceSharding on a one-device mesh; device_put then reuses the
+    buffer): jit compiles a separate program for each kind of sharding, and the step returns
+    NamedSharding arrays. A state of other kinds (fresh model and optimizer arrays, or a resume's
+    arrays restored in their shardings) would compile the step once more per phase, and a resume would
+    miss the persistent compilation cache a fresh run filled.
     """
 
     def put(x, sharding: NamedSharding):
         if isinstance(x, jax.Array):
-            if x.sharding.is_equivalent_to(sharding, x.ndim):
+            if x.sharding == sharding and x.committed:
                 return x
             if x.is_fully_addressable:
                 return jax.device_put(x, sharding)
