@@ -58,7 +58,8 @@ def place(mesh: Mesh, tree: Any) -> Any:
     """Host values (equal on every process) or device arrays -> arrays in the rule's shardings.
 
     Arrays already in place stay; each process builds only the shards its own devices hold.
-    Every leaf comes back committed to exactly the rule's NamedSharding, also where another sharding
+    Every array this process holds whole comes back committed to exactly the rule's NamedSharding, also
+    where another sharding
     lays it out the same (a SingleDeviceSharding on a one-device mesh; device_put then reuses the
     buffer): jit compiles a separate program for each kind of sharding, and the step returns
     NamedSharding arrays. A state of other kinds (fresh model and optimizer arrays, or a resume's
@@ -72,6 +73,8 @@ def place(mesh: Mesh, tree: Any) -> Any:
                 return x
             if x.is_fully_addressable:
                 return jax.device_put(x, sharding)
+            if x.sharding.is_equivalent_to(sharding, x.ndim):
+                return x  # spread over several processes: relabelling it would cost a host round trip
             x = to_host(x)  # spread over several processes: each reads the whole value once
         host = _device_dtype(np.asarray(x))
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
