@@ -59,9 +59,8 @@ def place(mesh: Mesh, tree: Any) -> Any:
 
     Arrays already in place stay; each process builds only the shards its own devices hold.
     Every array this process holds whole comes back committed to exactly the rule's NamedSharding, also
-    where another sharding
-    lays it out the same (a SingleDeviceSharding on a one-device mesh; device_put then reuses the
-    buffer): jit compiles a separate program for each kind of sharding, and the step returns
+    where another sharding lays it out the same (a SingleDeviceSharding on a one-device mesh;
+    device_put then reuses the buffer): jit compiles a separate program for each kind of sharding, and the step returns
     NamedSharding arrays. A state of other kinds (fresh model and optimizer arrays, or a resume's
     arrays restored in their shardings) would compile the step once more per phase, and a resume would
     miss the persistent compilation cache a fresh run filled.
